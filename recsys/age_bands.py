@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import bisect
 
+import numpy as np
+
 # Lower bound of each band, and its label. Every non-negative age falls in exactly one band.
-_LOWER_BOUNDS = (0, 18, 25, 35, 45, 50, 56)
+AGE_BAND_LOWER_BOUNDS = (0, 18, 25, 35, 45, 50, 56)
 AGE_BANDS = ("0-17", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
 ML1M_AGE_CODES = (1, 18, 25, 35, 45, 50, 56)
 MAX_AGE = 120
@@ -23,4 +25,12 @@ def age_band(age: float) -> str:
         raise ValueError("age is missing: expected a number of years from 0 to 120")
     if not 0 <= age <= MAX_AGE:
         raise ValueError(f"age must be between 0 and {MAX_AGE} years (got {age})")
-    return AGE_BANDS[bisect.bisect_right(_LOWER_BOUNDS, age) - 1]
+    return AGE_BANDS[bisect.bisect_right(AGE_BAND_LOWER_BOUNDS, age) - 1]
+
+
+def age_band_indices(ages: np.ndarray) -> np.ndarray:
+    """Band index (into AGE_BANDS) for each age; -1 where the age is missing or out of range."""
+    ages = np.asarray(ages, dtype=np.float64)
+    valid = (ages >= 0) & (ages <= MAX_AGE)  # False for NaN too
+    index = np.searchsorted(AGE_BAND_LOWER_BOUNDS, np.where(valid, ages, 0), side="right") - 1
+    return np.where(valid, index, -1)

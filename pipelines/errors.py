@@ -1,0 +1,5 @@
+"""Errors in what a user handed us: a file, a column, an option."""
+
+
+class InputError(Exception):
+    """Bad input data. The message names the file, the line or column, and what was expected."""

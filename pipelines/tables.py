@@ -1,0 +1,177 @@
+"""Source tables as strings with their line numbers, and typed columns with precise errors.
+
+Every reader here first turns a file into a frame of string columns plus ``_line`` (the line,
+or row, each record came from), then casts column by column. A failed cast is reported with
+the first offending line and value, which is what a person fixing the file needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.errors import InputError
+
+LINE = "_line"
+_SEPARATOR_NAMES = {"\t": "tabs", "|": "'|'", "::": "'::'", ",": "commas", ";": "semicolons"}
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """A frame of string columns plus ``_line``, and where it came from."""
+
+    frame: pl.DataFrame
+    path: Path
+    unit: str = "line"  # "line" for text files, "row" for Parquet
+
+    def where(self, line: int, column: str | None = None) -> str:
+        place = f"{self.path}, {self.unit} {line}"
+        return f"{place}, column '{column}'" if column else place
+
+    def with_frame(self, frame: pl.DataFrame) -> SourceTable:
+        return SourceTable(frame, self.path, self.unit)
+
+
+def require_file(path: Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found (expected the {what})")
+    return path
+
+
+def decode_text(path: Path, *, allow_latin1: bool) -> str:
+    """UTF-8 if it is valid, else latin-1 where the format allows it (MovieLens titles are)."""
+    data = require_file(path, "data file").read_bytes()
+    if not data.strip():
+        raise InputError(f"{path}: the file is empty")
+    if b"\x00" in data[:65536]:
+        raise InputError(
+            f"{path}: the file contains NUL bytes; expected plain text (UTF-8"
+            f"{' or latin-1' if allow_latin1 else ''}), not UTF-16 or a binary file"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if allow_latin1:
+            return data.decode("latin-1")
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(
+            f"{path}, line {line}: invalid UTF-8 byte {data[e.start:e.start + 1]!r}; save the file as UTF-8"
+        ) from e
+
+
+def read_delimited(path: Path, separator: str, columns: list[str], *, allow_latin1: bool = False) -> SourceTable:
+    """A headerless file with a fixed number of fields per line (the MovieLens formats)."""
+    text = decode_text(path, allow_latin1=allow_latin1)
+    lines = pl.DataFrame({"raw": text.splitlines()}).with_row_index(LINE, offset=1)
+    lines = lines.with_columns(pl.col(LINE).cast(pl.Int64)).filter(pl.col("raw").str.strip_chars() != "")
+    fields = lines.with_columns(pl.col("raw").str.split(separator).alias("fields"))
+    wrong = fields.filter(pl.col("fields").list.len() != len(columns))
+    if wrong.height:
+        line, raw, got = wrong.row(0, named=True)[LINE], wrong["raw"][0], wrong["fields"][0]
+        hint = _separator_hint(raw, separator)
+        raise InputError(
+            f"{path}, line {line}: expected {len(columns)} fields separated by "
+            f"{_SEPARATOR_NAMES.get(separator, repr(separator))} ({', '.join(columns)}), got {len(got)}{hint}"
+        )
+    frame = fields.select(
+        pl.col(LINE), *[pl.col("fields").list.get(i).alias(name) for i, name in enumerate(columns)]
+    )
+    return SourceTable(frame, Path(path))
+
+
+def _separator_hint(raw: str, expected: str) -> str:
+    for sep, name in _SEPARATOR_NAMES.items():
+        if sep != expected and sep in raw and not (sep == "|" and expected == "::"):
+            return f"; the line looks separated by {name}"
+    return ""
+
+
+def read_table(path: Path, what: str) -> SourceTable:
+    """A CSV (with header) or Parquet file, every column as strings except lists."""
+    path = require_file(path, what)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            frame = pl.read_parquet(path)
+        except Exception as e:  # polars raises several unrelated types for a corrupt file
+            raise InputError(f"{path}: not a readable Parquet file ({e})") from e
+        frame = frame.with_columns(
+            pl.col(c).cast(pl.Utf8) for c, t in frame.schema.items() if not isinstance(t, pl.List)
+        )
+        return SourceTable(frame.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64)), path, "row")
+    if suffix not in (".csv", ".tsv", ".txt"):
+        raise InputError(f"{path}: unknown file type '{suffix}'; expected .csv or .parquet")
+    decode_text(path, allow_latin1=False)  # clear messages for empty, binary and non-UTF-8 files
+    try:
+        frame = pl.read_csv(path, infer_schema=False, separator="\t" if suffix == ".tsv" else ",")
+    except pl.exceptions.ComputeError as e:
+        raise InputError(f"{path}: not a readable CSV file ({str(e).splitlines()[0]})") from e
+    if frame.height == 0:
+        raise InputError(f"{path}: the file has a header but no rows")
+    # Line 1 is the header, so record n sits on line n + 1.
+    frame = frame.with_row_index(LINE, offset=2).with_columns(pl.col(LINE).cast(pl.Int64))
+    return SourceTable(frame, path)
+
+
+def require_columns(table: SourceTable, required: list[str], optional: list[str] = ()) -> None:
+    present = [c for c in table.frame.columns if c != LINE]
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise InputError(
+            f"{table.path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
+            f"expected columns {', '.join(required)} (optional: {', '.join(optional) or 'none'}), "
+            f"found {', '.join(present) or 'none'}"
+        )
+
+
+def typed(table: SourceTable, column: str, dtype: pl.DataType, expected: str, *, required: bool = True) -> pl.Series:
+    """The column cast to ``dtype``; the first value that does not fit is reported with its line."""
+    raw = table.frame[column].str.strip_chars()
+    blank = raw.is_null() | (raw == "")
+    if required and blank.any():
+        line = table.frame[LINE].filter(blank)[0]
+        raise InputError(f"{table.where(line, column)}: missing value; expected {expected}")
+    values = raw.cast(dtype, strict=False)
+    bad = values.is_null() & ~blank
+    if bad.any():
+        line, got = table.frame[LINE].filter(bad)[0], raw.filter(bad)[0]
+        raise InputError(f"{table.where(line, column)}: expected {expected}, got {got!r}")
+    return values.alias(column)
+
+
+def check_range(table: SourceTable, values: pl.Series, low: float, high: float, expected: str) -> None:
+    bad = values.is_not_null() & ((values < low) | (values > high))
+    if bad.any():
+        line, got = table.frame[LINE].filter(bad)[0], values.filter(bad)[0]
+        raise InputError(f"{table.where(line, values.name)}: expected {expected}, got {got}")
+
+
+def check_allowed(table: SourceTable, values: pl.Series, allowed: tuple, expected: str) -> None:
+    bad = values.is_not_null() & ~values.is_in(list(allowed))
+    if bad.any():
+        line, got = table.frame[LINE].filter(bad)[0], values.filter(bad)[0]
+        raise InputError(f"{table.where(line, values.name)}: expected {expected}, got {got!r}")
+
+
+def check_unique(table: SourceTable, ids: pl.Series) -> None:
+    frame = pl.DataFrame({LINE: table.frame[LINE], "id": ids})
+    dupes = frame.filter(pl.col("id").is_duplicated())
+    if dupes.height:
+        first = dupes.group_by("id", maintain_order=True).agg(pl.col(LINE)).row(0)
+        raise InputError(
+            f"{table.where(first[1][1], ids.name)}: duplicate {ids.name} {first[0]} "
+            f"(already on {table.unit} {first[1][0]}); each {ids.name} must appear once"
+        )
+
+
+def check_known(table: SourceTable, ids: pl.Series, known: pl.Series, known_path: Path) -> None:
+    unknown = ~ids.is_in(known.implode())
+    if unknown.any():
+        line, got = table.frame[LINE].filter(unknown)[0], ids.filter(unknown)[0]
+        raise InputError(
+            f"{table.where(line, ids.name)}: {ids.name} {got} is not in {known_path} "
+            f"({unknown.sum()} interaction{'s' if unknown.sum() > 1 else ''} refer to unknown ids)"
+        )

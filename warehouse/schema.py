@@ -1,0 +1,146 @@
+"""Named, ordered schema migrations, recorded in the table ``schema_migrations``.
+
+A migration is applied once, inside a transaction with its record, so a crash never leaves
+a half-applied schema. New schema changes are appended to MIGRATIONS; never edit one that
+has shipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from warehouse.errors import WarehouseError
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "create_catalog_users_interactions",
+        """
+        CREATE TABLE items (
+            item_id BIGINT PRIMARY KEY,
+            title VARCHAR NOT NULL,
+            year INTEGER,
+            genres VARCHAR[] NOT NULL,
+            extra JSON                  -- any further content columns of a generic catalog
+        );
+        CREATE TABLE users (
+            user_id BIGINT PRIMARY KEY,
+            age INTEGER,                -- years, or a MovieLens 1M band code when age_is_band
+            age_is_band BOOLEAN NOT NULL DEFAULT FALSE,
+            gender VARCHAR CHECK (gender IN ('M', 'F')),
+            occupation VARCHAR,
+            zip VARCHAR
+        );
+        CREATE TABLE interactions (
+            user_id BIGINT NOT NULL,
+            item_id BIGINT NOT NULL,
+            rating REAL NOT NULL,
+            timestamp BIGINT NOT NULL   -- unix seconds
+        );
+        CREATE TABLE dataset_loads (
+            snapshot_id VARCHAR PRIMARY KEY,  -- content hash of the loaded data
+            source VARCHAR NOT NULL,
+            format VARCHAR NOT NULL,
+            n_users BIGINT NOT NULL,
+            n_items BIGINT NOT NULL,
+            n_interactions BIGINT NOT NULL,
+            loaded_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
+    (
+        "create_model_versions",
+        """
+        CREATE TABLE model_versions (
+            version INTEGER PRIMARY KEY,
+            mlflow_run_id VARCHAR NOT NULL,
+            metrics JSON NOT NULL,
+            data_snapshot VARCHAR NOT NULL,
+            bundle_path VARCHAR,
+            status VARCHAR NOT NULL CHECK (status IN ('candidate', 'champion', 'retired')),
+            created_at TIMESTAMP NOT NULL,
+            note VARCHAR
+        );
+        """,
+    ),
+    (
+        "create_batch_results",
+        """
+        CREATE TABLE batch_runs (
+            campaign VARCHAR PRIMARY KEY,
+            model_version INTEGER NOT NULL,
+            k INTEGER NOT NULL,
+            n_known BIGINT NOT NULL,
+            n_cold BIGINT NOT NULL,
+            n_rejected BIGINT NOT NULL,
+            output_path VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE batch_results (
+            campaign VARCHAR NOT NULL,
+            user_id VARCHAR NOT NULL,
+            rank INTEGER NOT NULL,
+            item_id BIGINT NOT NULL,
+            score REAL NOT NULL,
+            model_version INTEGER NOT NULL
+        );
+        """,
+    ),
+)
+
+
+def _applied(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    exists = conn.sql(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchall()[0][0]
+    if not exists:
+        return []
+    return [row[0] for row in conn.sql("SELECT name FROM schema_migrations ORDER BY version").fetchall()]
+
+
+def migrate(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations not yet recorded; returns the names applied now."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migrations (
+               version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"""
+    )
+    applied = _applied(conn)
+    _check_known(applied)
+    done = []
+    for version, (name, sql) in enumerate(MIGRATIONS, start=1):
+        if version <= len(applied):
+            continue
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(sql)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, now()::TIMESTAMP)", [version, name]
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        done.append(name)
+    return done
+
+
+def check_schema(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A read-only connection cannot migrate: say so instead of failing on a missing table."""
+    applied = _applied(conn)
+    _check_known(applied)
+    if len(applied) < len(MIGRATIONS):
+        missing = [name for name, _ in MIGRATIONS[len(applied):]]
+        raise WarehouseError(
+            f"the warehouse {path} predates this version of the program (missing migrations: "
+            f"{', '.join(missing)}); run any writing command, e.g. `python cli.py ingest ...`, to upgrade it"
+        )
+
+
+def _check_known(applied: list[str]) -> None:
+    expected = [name for name, _ in MIGRATIONS]
+    if applied != expected[: len(applied)] or len(applied) > len(expected):
+        raise WarehouseError(
+            f"the warehouse's recorded migrations {applied} do not match this program's {expected}; "
+            "it was written by another version of the program"
+        )
