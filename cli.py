@@ -15,11 +15,11 @@ from pathlib import Path
 
 import click
 
-from pipelines.errors import InputError
+from pipelines.errors import BrokenBundle, InputError
 from warehouse.errors import WarehouseError
 
 REPO_ROOT = Path(__file__).resolve().parent
-USER_ERRORS: tuple[type[Exception], ...] = (InputError, WarehouseError)
+USER_ERRORS: tuple[type[Exception], ...] = (InputError, WarehouseError, BrokenBundle)
 
 
 class Group(click.Group):
@@ -184,6 +184,256 @@ def stats(top: int, home: Path, lock_timeout: float, as_json: bool) -> None:
     print_table(result["ratings"], "Ratings")
     print_table(result["users_by_age_band_gender"], "Users by age band and gender")
     print_table(result["top_items"], f"Top {top} items by number of ratings")
+
+
+# ---------------------------------------------------------------- train, models, evaluate
+
+
+@cli.command()
+@click.option("--epochs", type=click.IntRange(min=1), help="Training epochs (default from TrainConfig).")
+@click.option("--batch-size", type=click.IntRange(min=2), help="Batch size = number of in-batch negatives.")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True))
+@click.option("--user-id-dropout", type=click.FloatRange(0, 1, max_open=True), help="Share of examples trained without the user id (cold start).")
+@click.option("--logq/--no-logq", default=None, help="Popularity (logQ) correction of the in-batch softmax.")
+@click.option("--seed", type=int, help="Seed for splits and training.")
+@click.option("--promote", is_flag=True, help="Make this version champion even if it does not beat the current one.")
+@home_option
+@json_option
+def train(epochs, batch_size, learning_rate, user_id_dropout, logq, seed, promote, home, lock_timeout, as_json) -> None:
+    """Train, evaluate (cold start and warm), log to MLflow and register a model version.
+
+    The new version becomes champion only if it beats the champion on cold-start NDCG@10,
+    unless --promote is given.
+
+    Example:
+
+    \b
+        python cli.py train
+        python cli.py train --epochs 12 --no-logq --promote
+    """
+    from recsys.config import TrainConfig
+    from pipelines.train import train as train_pipeline
+
+    changes = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+               "user_id_dropout": user_id_dropout, "logq_correction": logq, "seed": seed}
+    config = TrainConfig().with_changes(**{k: v for k, v in changes.items() if v is not None})
+    outcome = train_pipeline(home, config, force_promote=promote, show_progress=not as_json, lock_timeout_s=lock_timeout)
+    if as_json:
+        click.echo(json.dumps({
+            "version": outcome.version, "mlflow_run_id": outcome.run_id, "promoted": outcome.promoted,
+            "reason": outcome.reason, "warnings": outcome.warnings, "metrics": outcome.metrics,
+            "baselines": outcome.baselines, "bundle_path": str(outcome.bundle_path), "seconds": outcome.seconds,
+        }))
+        return
+    print_table(_comparison(outcome.metrics, outcome.baselines, f"model v{outcome.version}"), "Evaluation (same split for all)")
+    for warning in outcome.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    click.echo(f"model v{outcome.version} registered (MLflow run {outcome.run_id[:12]}) in {outcome.seconds:.1f} s")
+    click.echo(("champion: " if outcome.promoted else "not promoted: ") + outcome.reason)
+
+
+def _comparison(metrics: dict, baselines: dict, model_name: str):
+    import polars as pl
+
+    names = [m for m in metrics if m.startswith(("cold.", "warm."))]
+    columns = {"metric": names, model_name: [metrics[m] for m in names]}
+    for baseline, scores in baselines.items():
+        columns[baseline] = [scores.get(m) for m in names]
+    return pl.DataFrame(columns, strict=False)
+
+
+@cli.group(cls=Group)
+def models() -> None:
+    """List and promote model versions.
+
+    Example:
+
+    \b
+        python cli.py models list
+        python cli.py models promote 3
+    """
+
+
+@models.command("list")
+@home_option
+@json_option
+def models_list(home: Path, lock_timeout: float, as_json: bool) -> None:
+    """Every model version with its status and headline metrics.
+
+    Example:
+
+    \b
+        python cli.py models list --json
+    """
+    from pipelines.models import SUMMARY_METRICS, model_versions
+    from warehouse.model_versions import versions_frame
+
+    versions = model_versions(home, lock_timeout_s=lock_timeout)
+    if as_json:
+        from dataclasses import asdict
+
+        click.echo(json.dumps([asdict(v) for v in versions], default=str))
+    elif not versions:
+        click.echo("no model versions yet; run `python cli.py train`")
+    else:
+        print_table(versions_frame(versions, SUMMARY_METRICS), "Model versions")
+
+
+@models.command("promote")
+@click.argument("version", type=int)
+@home_option
+def models_promote(version: int, home: Path, lock_timeout: float) -> None:
+    """Make VERSION the champion (in DuckDB and as the MLflow alias 'champion').
+
+    Example:
+
+    \b
+        python cli.py models promote 2
+    """
+    from pipelines.models import promote
+
+    promoted = promote(home, version, lock_timeout_s=lock_timeout)
+    click.echo(f"model v{promoted.version} is now champion")
+
+
+@cli.command()
+@click.option("--version", "version", type=int, help="Model version (default: the champion).")
+@home_option
+@json_option
+def evaluate(version: int | None, home: Path, lock_timeout: float, as_json: bool) -> None:
+    """Show a version's evaluation beside the baselines computed on the same split.
+
+    Example:
+
+    \b
+        python cli.py evaluate --version 2
+    """
+    from pipelines.models import evaluation_table
+
+    chosen, table = evaluation_table(home, version, lock_timeout_s=lock_timeout)
+    if as_json:
+        click.echo(json.dumps({"version": chosen.version, "status": chosen.status, "rows": table.to_dicts()}))
+        return
+    print_table(table, f"Model v{chosen.version} ({chosen.status}) vs baselines, data snapshot {chosen.data_snapshot}")
+
+
+# ---------------------------------------------------------------- recommend
+
+
+@cli.command()
+@click.option("--age", type=click.FloatRange(0, 120), help="Age in years (or a MovieLens 1M code).")
+@click.option("--gender", type=click.Choice(["M", "F"], case_sensitive=False), help="M or F; leave out if unknown.")
+@click.option("--occupation", help="Occupation, as in the training data (e.g. writer).")
+@click.option("--user-id", type=int, help="A known user: recommendations from their history, seen items excluded.")
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Length of the list.")
+@click.option("--model-version", type=int, help="Model version (default: the champion).")
+@home_option
+@json_option
+def recommend(age, gender, occupation, user_id, k, model_version, home, lock_timeout, as_json) -> None:
+    """Top-k items for a new person (demographics) or a known user.
+
+    Example:
+
+    \b
+        python cli.py recommend --age 34 --gender F --occupation writer
+        python cli.py recommend --user-id 42 -k 5 --json
+    """
+    from pipelines.recommend import recommend_for_demographics, recommend_for_user
+
+    if user_id is not None and any(v is not None for v in (age, gender, occupation)):
+        raise click.UsageError("give either --user-id or demographics (--age/--gender/--occupation), not both")
+    if user_id is None and age is None and gender is None:
+        raise click.UsageError("give --user-id, or --age and/or --gender for a new person")
+    if user_id is not None:
+        result = recommend_for_user(home, user_id, k=k, version=model_version, lock_timeout_s=lock_timeout)
+    else:
+        result = recommend_for_demographics(
+            home, age=age, gender=gender.upper() if gender else None, occupation=occupation, k=k,
+            version=model_version, lock_timeout_s=lock_timeout,
+        )
+    show_recommendations(result, as_json)
+
+
+def show_recommendations(result, as_json: bool, extra: dict | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps({"model_version": result.model_version, "for": result.basis, **(extra or {}),
+                               "items": result.items.to_dicts()}))
+        return
+    who = ", ".join(f"{k}: {v}" for k, v in result.basis.items() if k != "kind")
+    print_table(result.items, f"Top {result.items.height} for {who} (model v{result.model_version})")
+
+
+# ---------------------------------------------------------------- batch scoring
+
+
+def _item_ids(value: str | None, option: str) -> frozenset[int] | None:
+    """An item list given inline (1,2,3) or as a file with one id per line."""
+    if value is None:
+        return None
+    path = Path(value)
+    text = path.read_text() if path.is_file() else value
+    tokens = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip() and t.strip() != "item_id"]
+    try:
+        return frozenset(int(t) for t in tokens)
+    except ValueError:
+        raise click.BadParameter(f"expected item ids like 1,2,3 or a file with one id per line (got {value!r})", param_hint=option)
+
+
+@cli.command("batch-score")
+@click.argument("audience", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Result file: .parquet or .csv.")
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--campaign", help="Name the results are stored under in the warehouse (default: the output file's stem).")
+@click.option("--model-version", type=int, help="Model version (default: the champion).")
+@click.option("--exclude-items", help="Never recommend these items: 1,2,3 or a file of ids.")
+@click.option("--items", "only_items", help="Recommend only from these items: 1,2,3 or a file of ids.")
+@click.option("--genre", "genres", multiple=True, help="Recommend only items of this genre (repeatable).")
+@click.option("--max-per-item", type=click.IntRange(min=1), help="An item appears in at most this many lists.")
+@click.option("--chunk-size", type=click.IntRange(min=1000), default=200_000, show_default=True, help="Audience rows per chunk (bounds memory).")
+@home_option
+@json_option
+def batch_score(audience, out, k, campaign, model_version, exclude_items, only_items, genres, max_per_item, chunk_size, home, lock_timeout, as_json) -> None:
+    """Top-k lists for a whole campaign audience (CSV or Parquet).
+
+    The audience has user_id and, for people the warehouse does not know, age (years or a
+    MovieLens 1M code) and gender (M/F), optionally occupation, or a selfie column of image
+    paths (read, never stored). Rows that cannot be scored go to OUT's .rejects.csv with a
+    reason. Results are written atomically and stored in the warehouse under the campaign.
+
+    Example:
+
+    \b
+        python cli.py batch-score audience.csv --out spring.parquet --genre Comedy --max-per-item 5000
+    """
+    from dataclasses import asdict
+
+    from pipelines.batch_score import batch_score as run_batch
+    from pipelines.rules import CampaignRules
+
+    rules = CampaignRules(
+        exclude_items=_item_ids(exclude_items, "--exclude-items") or frozenset(),
+        only_items=_item_ids(only_items, "--items"),
+        genres=frozenset(genres) if genres else None,
+        max_per_item=max_per_item,
+    )
+    summary = run_batch(home, audience, out, k=k, campaign=campaign, version=model_version, rules=rules,
+                        chunk_size=chunk_size, show_progress=not as_json, lock_timeout_s=lock_timeout)
+    if as_json:
+        click.echo(json.dumps(asdict(summary), default=str))
+        return
+    click.echo(
+        f"campaign '{summary.campaign}' (model v{summary.model_version}): {summary.n_rows:,} rows in {summary.seconds:.1f} s "
+        f"({summary.n_rows / max(summary.seconds, 1e-9):,.0f} rows/s)\n"
+        f"  known users (history): {summary.n_known:,}\n"
+        f"  cold start (demographics): {summary.n_cold:,}, of which from selfies: {summary.n_selfie:,}; "
+        f"{summary.n_cold_combinations} distinct combinations\n"
+        f"  rejected: {summary.n_rejected:,}" + (f" -> {summary.rejects_path}" if summary.rejects_path else "")
+    )
+    for reason, n in sorted(summary.reject_reasons.items(), key=lambda r: -r[1])[:5]:
+        click.echo(f"    {n:,} x {reason}")
+    if summary.n_short_lists:
+        click.echo(f"  {summary.n_short_lists:,} lists are shorter than {k} (rules left too few items)")
+    click.echo(f"results: {summary.output_path}")
 
 
 # ---------------------------------------------------------------- rendering

@@ -3,3 +3,11 @@
 
 class InputError(Exception):
     """Bad input data. The message names the file, the line or column, and what was expected."""
+
+
+class UnknownUserId(InputError):
+    """A user id that neither the warehouse nor the model knows."""
+
+
+class BrokenBundle(Exception):
+    """A model version's serving bundle is missing or unreadable."""

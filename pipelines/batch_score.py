@@ -1,0 +1,358 @@
+"""Campaign batch scoring: top-k lists for a whole audience.
+
+Known users get lists from their own vectors with what they have seen removed; everyone
+else gets demographic cold start, computed once per distinct (age band, gender, occupation)
+because campaign audiences share few combinations. The audience streams through in chunks;
+results go to a temporary Parquet file and reach their final place, and the warehouse, only
+when the whole run succeeded, so an interrupted run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.audience import ROW, audience_batches, parse_demographics
+from pipelines.errors import InputError
+from pipelines.recommend import load_bundle
+from pipelines.rules import CampaignRules, apply_item_cap, blocked_items
+from recsys.age_bands import AGE_BAND_LOWER_BOUNDS, AGE_BANDS, age_band_indices
+from recsys.serving import ServingBundle, top_k_from_scores
+from warehouse.batch_results import CampaignRun, replace_campaign
+from warehouse.catalog import read_items
+from warehouse.connection import connected
+from warehouse.model_versions import get_version, require_champion
+
+log = logging.getLogger(__name__)
+
+RESULT_SCHEMA = pa.schema(
+    [("user_id", pa.large_string()), ("rank", pa.int32()), ("item_id", pa.int64()), ("score", pa.float32()), ("model_version", pa.int32())]
+)
+SCORING_CHUNK = 4096  # users per matrix product: bounds the score matrix at 4096 x n_items floats
+CAP_SLACK = 50  # extra candidates per user when a per-item cap may skip some
+
+
+@dataclass
+class BatchSummary:
+    campaign: str
+    model_version: int
+    k: int
+    output_path: Path
+    rejects_path: Path | None = None
+    n_rows: int = 0
+    n_known: int = 0
+    n_cold: int = 0
+    n_selfie: int = 0
+    n_rejected: int = 0
+    n_short_lists: int = 0
+    n_cold_combinations: int = 0
+    seconds: float = 0.0
+    reject_reasons: dict = field(default_factory=dict)
+
+
+class _Scorer:
+    """Candidate lists for known users and cold-start combinations, over one bundle."""
+
+    def __init__(self, bundle: ServingBundle, blocked: np.ndarray, seen: tuple[np.ndarray, np.ndarray], width: int):
+        # seen: CSR over the warehouse's users (row = position in the history index)
+        self.bundle, self.blocked, self.width = bundle, blocked, width
+        self.seen_indptr, self.seen_items = seen
+        self.combo_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+    def personal(self, vectors: np.ndarray, history_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates for users scored one by one: their own vector, their own seen items removed."""
+        idx = np.empty((len(vectors), self.width), dtype=np.int64)
+        scores = np.empty((len(vectors), self.width), dtype=np.float32)
+        items_t = np.ascontiguousarray(self.bundle.item_vectors.T)
+        for start in range(0, len(vectors), SCORING_CHUNK):
+            stop = start + SCORING_CHUNK
+            matrix = vectors[start:stop] @ items_t
+            matrix[:, self.blocked] = -np.inf
+            r, c = self._seen_pairs(history_rows[start:stop])
+            matrix[r, c] = -np.inf
+            idx[start:stop], scores[start:stop] = top_k_from_scores(matrix, self.width)
+        return idx, scores
+
+    def _seen_pairs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row in this block, item index) of every seen item; rows of -1 have no history."""
+        has = rows >= 0
+        safe = np.where(has, rows, 0)
+        starts, stops = self.seen_indptr[safe], self.seen_indptr[safe + 1]
+        counts = np.where(has, stops - starts, 0)
+        local_row = np.repeat(np.arange(len(rows)), counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return local_row, self.seen_items[np.repeat(starts, counts) + offsets]
+
+    def cold(self, keys: list[tuple]) -> None:
+        """Computes (once) the candidates of each new (band, gender, occupation) combination."""
+        new = [key for key in dict.fromkeys(keys) if key not in self.combo_cache]
+        if not new:
+            return
+        vectors = np.stack(
+            [self.bundle.vector_for_demographics(age=_band_age(band), gender=gender, occupation=occupation)
+             for band, gender, occupation in new]
+        )
+        matrix = vectors @ self.bundle.item_vectors.T
+        matrix[:, self.blocked] = -np.inf
+        idx, scores = top_k_from_scores(matrix, self.width)
+        for key, i, s in zip(new, idx, scores):
+            self.combo_cache[key] = (i, s)
+
+
+def _band_age(band: int) -> float | None:
+    return None if band < 0 else float(AGE_BAND_LOWER_BOUNDS[band])
+
+
+def batch_score(
+    home: Path,
+    audience: Path,
+    out: Path,
+    *,
+    k: int,
+    campaign: str | None,
+    version: int | None,
+    rules: CampaignRules,
+    chunk_size: int = 200_000,
+    show_progress: bool = True,
+    lock_timeout_s: float = 30.0,
+    selfie_profiler=None,
+) -> BatchSummary:
+    started = time.perf_counter()
+    out = Path(out)
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise InputError(f"{out}: unknown output format '{out.suffix}'; expected .parquet or .csv")
+    campaign = campaign or out.stem
+    with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
+        chosen = get_version(conn, version) if version is not None else require_champion(conn)
+        items = read_items(conn)
+        users = conn.sql(
+            """SELECT CAST(user_id AS VARCHAR) AS user_id, row_number() OVER (ORDER BY user_id) - 1 AS history_row,
+                      age AS w_age, gender AS w_gender, occupation AS w_occupation
+               FROM users"""
+        ).pl()
+        interactions = conn.sql(
+            """SELECT u.history_row, i.item_id
+               FROM interactions i
+               JOIN (SELECT user_id, row_number() OVER (ORDER BY user_id) - 1 AS history_row FROM users) u USING (user_id)"""
+        ).pl()
+    bundle = load_bundle(chosen)
+    blocked = blocked_items(rules, bundle.item_ids, items)
+    width = min(len(bundle.item_ids), k + CAP_SLACK if rules.max_per_item else k)
+    scorer = _Scorer(bundle, blocked, _seen_matrix(bundle, interactions, users.height), width)
+    known_index = pl.DataFrame({"user_id": bundle.user_ids.astype(str), "bundle_row": np.arange(len(bundle.user_ids))})
+    remaining = np.full(len(bundle.item_ids), rules.max_per_item or 0, dtype=np.int64)
+
+    summary = BatchSummary(campaign=campaign, model_version=chosen.version, k=k, output_path=out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_results = out.with_name(f".{out.name}.{os.getpid()}.results.parquet")
+    rejects: list[pl.DataFrame] = []
+    seen_ids: set[str] = set()
+    try:
+        with pq.ParquetWriter(tmp_results, RESULT_SCHEMA) as writer, _progress(audience, show_progress) as bar:
+            for chunk in audience_batches(audience, chunk_size):
+                chunk = _classify(parse_demographics(chunk), known_index, users, seen_ids)
+                if chunk.filter(pl.col("kind") == "selfie").height:
+                    chunk = _profile_selfies(chunk, selfie_profiler)
+                idx, scores, scored = _candidates(chunk, scorer)
+                if rules.max_per_item:
+                    idx, scores = apply_item_cap(idx, scores, k, remaining)
+                else:
+                    idx, scores = idx[:, :k], scores[:, :k]
+                writer.write_table(_rows(scored, idx, scores, bundle, chosen.version).to_arrow())
+                _count(summary, chunk, idx)
+                rejects.append(chunk.filter(pl.col("kind") == "rejected").select(ROW, "user_id", "reason"))
+                bar.update(chunk.height)
+        summary.n_cold_combinations = len(scorer.combo_cache)
+        rejected = pl.concat(rejects) if rejects else pl.DataFrame()
+        summary.reject_reasons = dict(rejected.group_by("reason").len().iter_rows()) if rejected.height else {}
+        summary.rejects_path = _write_rejects(out, rejected)
+        _store(home, summary, tmp_results, out, lock_timeout_s)
+    finally:
+        tmp_results.unlink(missing_ok=True)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _seen_matrix(bundle: ServingBundle, interactions: pl.DataFrame, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bundle item indices each warehouse user has interacted with, as CSR over history rows."""
+    cols = pl.DataFrame({"item_id": bundle.item_ids, "col": np.arange(len(bundle.item_ids))})
+    pairs = interactions.join(cols, on="item_id").select("history_row", "col").unique().sort("history_row")
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs["history_row"].to_numpy(), minlength=n_users), out=indptr[1:])
+    return indptr, pairs["col"].to_numpy().astype(np.int64)
+
+
+def _classify(chunk: pl.DataFrame, known_index: pl.DataFrame, users: pl.DataFrame, seen_ids: set[str]) -> pl.DataFrame:
+    """kind: known | cold | selfie | rejected, with the demographics cold rows will use."""
+    ids = chunk["user_id"].to_list()
+    in_earlier_chunk = pl.Series("in_earlier_chunk", [uid in seen_ids for uid in ids])
+    seen_ids.update(i for i in ids if i)
+    chunk = chunk.with_columns(
+        (pl.col("user_id").is_not_null() & (in_earlier_chunk | ~pl.col("user_id").is_first_distinct())).alias("duplicate")
+    )
+    chunk = chunk.join(known_index, on="user_id", how="left").join(users, on="user_id", how="left")
+    has_demo = pl.col("age_value").is_not_null() | pl.col("gender_value").is_not_null()
+    kind = (
+        pl.when(pl.col("duplicate")).then(pl.lit("rejected"))
+        .when(pl.col("bundle_row").is_not_null()).then(pl.lit("known"))
+        .when(pl.col("w_age").is_not_null() | pl.col("w_gender").is_not_null()).then(pl.lit("cold"))
+        .when(pl.col("reason").is_not_null()).then(pl.lit("rejected"))
+        .when(has_demo).then(pl.lit("cold"))
+        .when(pl.col("selfie").is_not_null()).then(pl.lit("selfie"))
+        .otherwise(pl.lit("rejected"))
+    )
+    reason = (
+        pl.when(pl.col("duplicate")).then(pl.lit("duplicate user_id in the audience"))
+        .when(pl.col("reason").is_not_null()).then(pl.col("reason"))
+        .otherwise(pl.lit("not a known user and no usable age, gender or selfie"))
+    )
+    warehouse_demo = pl.col("w_age").is_not_null() | pl.col("w_gender").is_not_null()
+    return chunk.with_columns(kind.alias("kind")).with_columns(
+        pl.when(pl.col("kind") == "rejected").then(reason).alias("reason"),
+        pl.when(warehouse_demo).then(pl.col("w_age").cast(pl.Float64)).otherwise(pl.col("age_value")).alias("age_value"),
+        pl.when(warehouse_demo).then(pl.col("w_gender")).otherwise(pl.col("gender_value")).alias("gender_value"),
+        pl.when(warehouse_demo).then(pl.col("w_occupation")).otherwise(pl.col("occupation")).alias("occupation"),
+    ).sort(ROW)
+
+
+def _profile_selfies(chunk: pl.DataFrame, profiler) -> pl.DataFrame:
+    """Runs the vision module on each selfie row; the images are read, never stored."""
+    if profiler is None:
+        from pipelines.selfie import selfie_demographics as profiler
+    rows = chunk.filter(pl.col("kind") == "selfie")
+    ages, genders, reasons = [], [], []
+    for photo in rows["selfie"].to_list():
+        try:
+            age, gender = profiler(Path(photo))
+            ages.append(age), genders.append(gender), reasons.append(None)
+        except InputError as e:
+            ages.append(None), genders.append(None), reasons.append(f"selfie: {e}")
+    profiled = pl.DataFrame(
+        {ROW: rows[ROW], "s_age": pl.Series(ages, dtype=pl.Float64), "s_gender": pl.Series(genders, dtype=pl.Utf8),
+         "s_reason": pl.Series(reasons, dtype=pl.Utf8)}
+    )
+    chunk = chunk.join(profiled, on=ROW, how="left")
+    return chunk.with_columns(
+        pl.when(pl.col("s_reason").is_not_null()).then(pl.lit("rejected"))
+        .when(pl.col("kind") == "selfie").then(pl.lit("cold")).otherwise(pl.col("kind")).alias("kind"),
+        pl.coalesce("s_reason", "reason").alias("reason"),
+        pl.when(pl.col("kind") == "selfie").then(pl.col("s_age")).otherwise(pl.col("age_value")).alias("age_value"),
+        pl.when(pl.col("kind") == "selfie").then(pl.col("s_gender")).otherwise(pl.col("gender_value")).alias("gender_value"),
+        (pl.col("kind") == "selfie").alias("from_selfie"),
+    ).drop("s_age", "s_gender", "s_reason")
+
+
+def _candidates(chunk: pl.DataFrame, scorer: _Scorer) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
+    """Candidate item indices and scores for every scorable row, in audience order.
+
+    Rows with a history (known to the model, or in the warehouse but newer than the model) are
+    scored one by one so their seen items can be removed; all other cold rows share the lists
+    of their (age band, gender, occupation) combination.
+    """
+    scored = chunk.filter(pl.col("kind").is_in(["known", "cold"]))
+    idx = np.empty((scored.height, scorer.width), dtype=np.int64)
+    scores = np.empty((scored.height, scorer.width), dtype=np.float32)
+    bands = age_band_indices(scored["age_value"].fill_null(float("nan")).to_numpy())
+    keys = list(zip(bands.tolist(), scored["gender_value"].to_list(), scored["occupation"].str.to_lowercase().to_list()))
+    personal = scored["history_row"].is_not_null().to_numpy()
+    if personal.any():
+        rows = scored.filter(pl.col("history_row").is_not_null())
+        vectors = np.stack([
+            scorer.bundle.user_vectors[int(row)] if row is not None
+            else scorer.bundle.vector_for_demographics(age=_band_age(key[0]), gender=key[1], occupation=key[2])
+            for row, key in zip(rows["bundle_row"].to_list(), (k for k, p in zip(keys, personal) if p))
+        ])
+        idx[personal], scores[personal] = scorer.personal(vectors, rows["history_row"].to_numpy())
+    if (~personal).any():
+        shared = [key for key, p in zip(keys, personal) if not p]
+        scorer.cold(shared)
+        idx[~personal] = np.stack([scorer.combo_cache[key][0] for key in shared])
+        scores[~personal] = np.stack([scorer.combo_cache[key][1] for key in shared])
+    return idx, scores, scored
+
+
+def _rows(scored: pl.DataFrame, idx: np.ndarray, scores: np.ndarray, bundle: ServingBundle, version: int) -> pl.DataFrame:
+    k = idx.shape[1]  # less than asked when the catalog is smaller than k
+    keep = idx.reshape(-1) >= 0
+    flat_idx = np.maximum(idx.reshape(-1), 0)
+    return pl.DataFrame(
+        {
+            "user_id": np.repeat(scored["user_id"].to_numpy(), k)[keep],
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), scored.height)[keep],
+            "item_id": bundle.item_ids[flat_idx][keep].astype(np.int64),
+            "score": scores.reshape(-1)[keep].astype(np.float32),
+            "model_version": np.full(int(keep.sum()), version, dtype=np.int32),
+        },
+        schema={"user_id": pl.Utf8, "rank": pl.Int32, "item_id": pl.Int64, "score": pl.Float32, "model_version": pl.Int32},
+    )
+
+
+def _count(summary: BatchSummary, chunk: pl.DataFrame, idx: np.ndarray) -> None:
+    kinds = dict(chunk.group_by("kind").len().iter_rows())
+    summary.n_rows += chunk.height
+    summary.n_known += kinds.get("known", 0)
+    summary.n_cold += kinds.get("cold", 0)
+    summary.n_rejected += kinds.get("rejected", 0)
+    if "from_selfie" in chunk.columns:
+        summary.n_selfie += int(chunk["from_selfie"].fill_null(False).sum())
+    summary.n_short_lists += int((idx[:, -1] < 0).sum()) + (idx.shape[0] if idx.shape[1] < summary.k else 0)
+
+
+def _write_rejects(out: Path, rejected: pl.DataFrame) -> Path | None:
+    path = out.with_name(f"{out.stem}.rejects.csv")
+    if rejected.height == 0:
+        path.unlink(missing_ok=True)  # a rerun must not leave an earlier run's rejects behind
+        return None
+    tmp = path.with_name(f".{path.name}.tmp")
+    rejected.rename({ROW: "row"}).write_csv(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _store(home: Path, summary: BatchSummary, tmp_results: Path, out: Path, lock_timeout_s: float) -> None:
+    final_tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        if out.suffix.lower() == ".csv":
+            pl.scan_parquet(tmp_results).sink_csv(final_tmp)
+        else:
+            tmp_results.replace(final_tmp)
+            pl.scan_parquet(final_tmp).collect_schema()  # fail early on a broken file
+        run = CampaignRun(summary.campaign, summary.model_version, summary.k, summary.n_known,
+                          summary.n_cold, summary.n_rejected, str(out.resolve()))
+        source = final_tmp if out.suffix.lower() == ".parquet" else tmp_results
+        with connected(home, lock_timeout_s=lock_timeout_s) as conn:
+            replace_campaign(conn, run, source, finalize=lambda: os.replace(final_tmp, out))
+    finally:
+        final_tmp.unlink(missing_ok=True)
+
+
+class _NoBar:
+    def update(self, n): ...
+    def __enter__(self): return self
+    def __exit__(self, *exc): return False
+
+
+def _progress(audience: Path, show: bool):
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=_count_rows(Path(audience)), unit=" rows", unit_scale=True, desc="scoring", smoothing=0.1)
+
+
+def _count_rows(path: Path) -> int | None:
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pq.ParquetFile(path).metadata.num_rows
+        with open(path, "rb") as f:
+            return max(sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b"")) - 1, 0)
+    except OSError:
+        return None
