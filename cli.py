@@ -325,25 +325,37 @@ def evaluate(version: int | None, home: Path, lock_timeout: float, as_json: bool
 @click.option("--gender", type=click.Choice(["M", "F"], case_sensitive=False), help="M or F; leave out if unknown.")
 @click.option("--occupation", help="Occupation, as in the training data (e.g. writer).")
 @click.option("--user-id", type=int, help="A known user: recommendations from their history, seen items excluded.")
+@click.option("--selfie", type=click.Path(dir_okay=False, path_type=Path), help="A photo: age and gender are estimated from the face (the photo is never stored).")
+@click.option("--all-faces", is_flag=True, help="With --selfie: a list for every face, not only the largest.")
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Length of the list.")
 @click.option("--model-version", type=int, help="Model version (default: the champion).")
 @home_option
 @json_option
-def recommend(age, gender, occupation, user_id, k, model_version, home, lock_timeout, as_json) -> None:
-    """Top-k items for a new person (demographics) or a known user.
+def recommend(age, gender, occupation, user_id, selfie, all_faces, k, model_version, home, lock_timeout, as_json) -> None:
+    """Top-k items for a new person (a selfie or demographics) or a known user.
 
     Example:
 
     \b
+        python cli.py recommend --selfie examples/astronaut.jpg
         python cli.py recommend --age 34 --gender F --occupation writer
         python cli.py recommend --user-id 42 -k 5 --json
     """
     from pipelines.recommend import recommend_for_demographics, recommend_for_user
 
-    if user_id is not None and any(v is not None for v in (age, gender, occupation)):
-        raise click.UsageError("give either --user-id or demographics (--age/--gender/--occupation), not both")
-    if user_id is None and age is None and gender is None:
-        raise click.UsageError("give --user-id, or --age and/or --gender for a new person")
+    given = [name for name, value in (("--user-id", user_id), ("--selfie", selfie)) if value is not None]
+    if age is not None or gender is not None or occupation is not None:
+        given.append("demographics")
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --user-id, --selfie, or demographics (--age/--gender/--occupation)")
+    if all_faces and selfie is None:
+        raise click.UsageError("--all-faces goes with --selfie")
+    if selfie is not None:
+        from pipelines.selfie import recommend_for_selfie
+
+        show_selfie_recommendations(recommend_for_selfie(
+            home, selfie, k=k, version=model_version, all_faces=all_faces, lock_timeout_s=lock_timeout), as_json)
+        return
     if user_id is not None:
         result = recommend_for_user(home, user_id, k=k, version=model_version, lock_timeout_s=lock_timeout)
     else:
@@ -354,6 +366,30 @@ def recommend(age, gender, occupation, user_id, k, model_version, home, lock_tim
     show_recommendations(result, as_json)
 
 
+def show_selfie_recommendations(result, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({
+            "photo": result.photo, "other_faces": result.other_faces,
+            "faces": [{**face, "model_version": rec.model_version, "items": rec.items.to_dicts()}
+                      for face, rec in zip(result.faces, result.lists)],
+        }))
+        return
+    for number, (face, rec) in enumerate(zip(result.faces, result.lists), start=1):
+        gender = face["gender_for_recommendation"] or "unknown"
+        why = "" if face["gender_for_recommendation"] else (
+            " (under 13)" if face["age"] < 13 else f" (model says {face['gender']} at {face['gender_confidence']:.0%}, below the threshold)")
+        click.echo(
+            f"face {number}: age {face['age']:.0f} ± {face['age_uncertainty']:.0f} -> band {face['age_band']}; "
+            f"gender {gender}{why}"
+            + (f" ({face['gender_confidence']:.0%})" if face["gender_for_recommendation"] else "")
+        )
+        if face["low_quality"]:
+            click.secho(f"  low confidence: {', '.join(face['quality_issues'])}; a sharper, closer photo gives a better estimate", fg="yellow")
+        print_table(rec.items, f"Top {rec.items.height} for age band {face['age_band']}, gender {gender} (model v{rec.model_version})")
+    if result.other_faces:
+        click.echo(f"{result.other_faces} other face(s) in the photo were not used; --all-faces gives each a list")
+
+
 def show_recommendations(result, as_json: bool, extra: dict | None = None) -> None:
     if as_json:
         click.echo(json.dumps({"model_version": result.model_version, "for": result.basis, **(extra or {}),
@@ -361,6 +397,50 @@ def show_recommendations(result, as_json: bool, extra: dict | None = None) -> No
         return
     who = ", ".join(f"{k}: {v}" for k, v in result.basis.items() if k != "kind")
     print_table(result.items, f"Top {result.items.height} for {who} (model v{result.model_version})")
+
+
+# ---------------------------------------------------------------- profile
+
+
+@cli.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--all-faces", is_flag=True, help="Profile every face, not only the largest.")
+@json_option
+@home_option
+def profile(photos, all_faces, as_json, home, lock_timeout) -> None:
+    """What the vision module sees in each photo: faces, age, age band, gender, confidences.
+
+    A photo that fails gets its own error record and the others still run; the exit code
+    is 1 if any photo failed. Photos are read in memory and never stored.
+
+    Example:
+
+    \b
+        python cli.py profile examples/astronaut.jpg --json
+    """
+    from pipelines.profile import profile_photos
+
+    records = profile_photos(photos, all_faces=all_faces, show_progress=not as_json and len(photos) > 3)
+    if as_json:
+        click.echo(json.dumps(records))
+    else:
+        import polars as pl
+
+        rows = [
+            {"photo": r["photo"], "face": i + 1, "age": f["age"], "age_band": f["age_band"], "gender": f["gender"],
+             "gender_conf": f["gender_confidence"], "for_recs": f["gender_for_recommendation"] or "unknown",
+             "box": " ".join(map(str, f["box"])), "quality": ", ".join(f["quality_issues"]) or "ok"}
+            for r in records for i, f in enumerate(r["faces"])
+        ]
+        if rows:
+            print_table(pl.DataFrame(rows), "Faces")
+        for r in records:
+            if r["error"]:
+                click.secho(f"{r['photo']}: {r['error']}", fg="red", err=True)
+            elif r["other_faces"]:
+                click.echo(f"{r['photo']}: {r['other_faces']} smaller face(s) not profiled (--all-faces)")
+    if any(r["error"] for r in records):
+        raise SystemExit(1)
 
 
 # ---------------------------------------------------------------- batch scoring

@@ -11,3 +11,7 @@ class UnknownUserId(InputError):
 
 class BrokenBundle(Exception):
     """A model version's serving bundle is missing or unreadable."""
+
+
+class PhotoError(InputError):
+    """A photo that cannot be used: unreadable, too large, or without a face."""

@@ -1,0 +1,61 @@
+"""From a selfie to recommendations: vision gives age and gender, the bundle gives the list.
+
+The photo is decoded in memory and never written anywhere, nor any crop or embedding of it;
+only the inferred age band and gender leave this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.errors import PhotoError
+from pipelines.profile import face_record
+from pipelines.recommend import Recommendations, recommend_for_demographics
+from vision.profile import default_profiler
+from vision.types import FaceProfile, VisionError
+
+_PHOTO_ERRORS = (VisionError, FileNotFoundError, IsADirectoryError, PermissionError)
+
+
+@dataclass(frozen=True)
+class SelfieRecommendations:
+    photo: str
+    faces: list[dict]  # what vision saw in each face used (see pipelines.profile.face_record)
+    other_faces: int  # faces seen but not used
+    lists: list[Recommendations]  # one per face, in the order of ``faces``
+
+
+def profile_faces(photo: Path, *, all_faces: bool = False):
+    try:
+        return default_profiler().profile(photo, all_faces=all_faces)
+    except _PHOTO_ERRORS as e:
+        raise PhotoError(f"{photo}: {_explain(e)}") from e
+
+
+def _explain(error: Exception) -> str:
+    from vision.types import NoFaceFound
+
+    if isinstance(error, NoFaceFound):
+        return f"{error}. Take the photo facing the camera, in good light, with your face filling a good part of the frame"
+    if isinstance(error, FileNotFoundError):
+        return "file not found"
+    return str(error)
+
+
+def recommend_for_selfie(
+    home: Path, photo: Path, *, k: int = 10, version: int | None = None, all_faces: bool = False, lock_timeout_s: float = 30.0
+) -> SelfieRecommendations:
+    profile = profile_faces(photo, all_faces=all_faces)
+    lists = [
+        recommend_for_demographics(home, age=face.age.years, gender=face.gender_for_recommendation, k=k,
+                                   version=version, lock_timeout_s=lock_timeout_s)
+        for face in profile.faces
+    ]
+    return SelfieRecommendations(str(photo), [face_record(f) for f in profile.faces], profile.other_faces, lists)
+
+
+def selfie_demographics(photo: Path) -> tuple[float, str | None]:
+    """Age in years and the gender the recommender may use (None: treat as unknown)."""
+    face: FaceProfile = profile_faces(photo).primary
+    return face.age.years, face.gender_for_recommendation
