@@ -1,1 +1,17 @@
-"""vision package."""
+"""Vision: from a selfie to age and gender.
+
+    from vision.profile import profile_selfie
+    result = profile_selfie("selfie.jpg")          # path, bytes, PIL image or RGB uint8 array
+    face = result.primary                          # the largest face
+    face.age.years, face.gender.label, face.gender_for_recommendation
+
+Modules: types (results, exceptions), image (decoding), detect (MTCNN on onnxruntime), align
+(face chips), demographics (age/gender networks), calibration (age map), profile (the whole path).
+Offline tools: mtcnn_export (rebuild the ONNX graphs), fitting (fit template and calibration).
+Importing the package loads no model; sessions start on first use.
+"""
+
+from vision.types import (  # noqa: F401  (re-exported: the package's result types and errors)
+    AgeEstimate, Box, DetectedFace, FaceProfile, GenderEstimate, ImageTooLarge, Landmarks,
+    NoFaceFound, Point, SelfieProfile, UnreadableImage, VisionError,
+)
