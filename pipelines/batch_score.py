@@ -246,7 +246,7 @@ def _profile_selfies(chunk: pl.DataFrame, profiler) -> pl.DataFrame:
         pl.coalesce("s_reason", "reason").alias("reason"),
         pl.when(pl.col("kind") == "selfie").then(pl.col("s_age")).otherwise(pl.col("age_value")).alias("age_value"),
         pl.when(pl.col("kind") == "selfie").then(pl.col("s_gender")).otherwise(pl.col("gender_value")).alias("gender_value"),
-        (pl.col("kind") == "selfie").alias("from_selfie"),
+        ((pl.col("kind") == "selfie") & pl.col("s_reason").is_null()).alias("from_selfie"),
     ).drop("s_age", "s_gender", "s_reason")
 
 

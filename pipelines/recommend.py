@@ -80,6 +80,12 @@ def recommend_for_user(
     return _result(bundle, chosen, basis, vector, items, k, exclude)
 
 
+def require_model(home: Path, version: int | None, *, lock_timeout_s: float) -> ModelVersion:
+    """The model version a request would use; raises the usual clear errors if there is none."""
+    with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
+        return _version(conn, version)
+
+
 def load_bundle(version: ModelVersion) -> ServingBundle:
     if not version.bundle_path:
         raise BrokenBundle(f"model v{version.version} has no serving bundle recorded; retrain it")

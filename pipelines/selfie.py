@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipelines.errors import PhotoError
 from pipelines.profile import face_record
-from pipelines.recommend import Recommendations, recommend_for_demographics
+from pipelines.recommend import Recommendations, recommend_for_demographics, require_model
 from vision.profile import default_profiler
 from vision.types import FaceProfile, VisionError
 
@@ -46,6 +46,7 @@ def _explain(error: Exception) -> str:
 def recommend_for_selfie(
     home: Path, photo: Path, *, k: int = 10, version: int | None = None, all_faces: bool = False, lock_timeout_s: float = 30.0
 ) -> SelfieRecommendations:
+    require_model(home, version, lock_timeout_s=lock_timeout_s)  # fail before the vision work
     profile = profile_faces(photo, all_faces=all_faces)
     lists = [
         recommend_for_demographics(home, age=face.age.years, gender=face.gender_for_recommendation, k=k,
