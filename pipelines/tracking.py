@@ -8,8 +8,11 @@ module, and only the commands that train or promote: importing MLflow costs seco
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -68,14 +71,28 @@ def log_training_run(home: Path, result, bundle_dir: Path, *, data_snapshot: str
         for filename, figure in figures.items():
             mlflow.log_figure(figure, filename)
         mlflow.log_table(result.ndcg_by_group.to_pandas(), "ndcg_by_age_band_gender.json")
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(_MODEL_CODE),
-            artifacts={"bundle": str(bundle_dir)},
-            pip_requirements=["numpy", "pandas"],
-            registered_model_name=REGISTERED_MODEL,
-        )
+        # MLflow prints registration notes on stdout; keep stdout for our own (JSON) output.
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="An input example was not provided")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(_MODEL_CODE),
+                artifacts={"bundle": str(bundle_dir)},
+                pip_requirements=["numpy", "pandas"],
+                signature=_signature(),
+                registered_model_name=REGISTERED_MODEL,
+            )
     return run.info.run_id, int(info.registered_model_version)
+
+
+def _signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    inputs = Schema([ColSpec("double", "age", required=False), ColSpec("string", "gender", required=False),
+                     ColSpec("string", "occupation", required=False)])
+    outputs = Schema([ColSpec("string", "item_ids"), ColSpec("string", "scores")])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=ParamSchema([ParamSpec("k", "long", 10)]))
 
 
 def _metric_names(metrics: dict[str, float], prefix: str = "") -> dict[str, float]:

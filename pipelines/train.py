@@ -36,7 +36,7 @@ class TrainOutcome:
 def train(home: Path, config, *, force_promote: bool, show_progress: bool, lock_timeout_s: float) -> TrainOutcome:
     from recsys.data import RecsysData
     from recsys.export import export_bundle
-    from recsys.plots import ndcg_by_group_figure, training_curve_figure
+    from recsys.plots import ndcg_by_group, training_curve
     from recsys.train import train_and_evaluate
     from pipelines import tracking
 
@@ -62,8 +62,8 @@ def train(home: Path, config, *, force_promote: bool, show_progress: bool, lock_
         expected_version = tracking.next_registry_version(home)
         export_bundle(result, incoming, version=str(expected_version))
         figures = {
-            "training_curve.png": training_curve_figure(result.history),
-            "ndcg_by_age_band_gender.png": ndcg_by_group_figure(result.ndcg_by_group),
+            "training_curve.png": training_curve(result.history),
+            "ndcg_by_age_band_gender.png": ndcg_by_group(result.ndcg_by_group),
         }
         run_id, version = tracking.log_training_run(home, result, incoming, data_snapshot=snapshot, figures=figures)
         if version != expected_version:

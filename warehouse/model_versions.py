@@ -95,10 +95,9 @@ def versions_frame(versions: list[ModelVersion], metric_names: list[str]) -> pl.
             {
                 "version": v.version,
                 "status": v.status,
-                "created_at": v.created_at.strftime("%Y-%m-%d %H:%M"),
-                **{name: v.metrics.get("model", {}).get(name) for name in metric_names},
-                "data_snapshot": v.data_snapshot,
-                "mlflow_run_id": v.mlflow_run_id[:12],
+                "created": v.created_at.strftime("%m-%d %H:%M"),
+                **{name.replace("_at_", "@"): v.metrics.get("model", {}).get(name) for name in metric_names},
+                "run": v.mlflow_run_id[:8],
             }
             for v in versions
         ]
