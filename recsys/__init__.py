@@ -9,3 +9,6 @@ cheap to import.
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# TensorFlow's C++ info and warning lines (oneDNN notes, "no GPU") are noise on a CPU box; a
+# user who wants them sets the variable themselves.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,262 @@
+"""Serve recommendations from an exported bundle with numpy only (no TensorFlow, no MLflow).
+
+A bundle (written by ``recsys.export.export_bundle``) holds the item vectors, the known users'
+vectors and a table of cold-start vectors, one per (age band, gender, occupation) with
+"unknown" for each; the user tower's inputs are all categorical, so the table is the whole
+tower for a new visitor and scoring is a matrix product.
+
+Example::
+
+    bundle = ServingBundle.load("bundles/v3")
+    vector = bundle.vector_for_demographics(age=31, gender="F", occupation=None)
+    items, scores = bundle.recommend(vector, k=10)
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+ITEM_VECTORS = "item_vectors.npy"
+ITEM_IDS = "item_ids.npy"
+USER_VECTORS = "user_vectors.npy"
+USER_IDS = "user_ids.npy"
+COLD_START_VECTORS = "cold_start_vectors.npy"
+UNKNOWN = ""  # how the bundle's vocabularies spell "unknown"; see recsys.features
+FORMAT_VERSION = 1
+
+
+class InvalidBundle(ValueError):
+    """A bundle directory is missing files or does not match its manifest."""
+
+
+class UnknownUser(KeyError):
+    """A user id that the bundle has no vector for."""
+
+
+def top_k_from_scores(
+    scores: np.ndarray, k: int, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k per row of a score matrix [n_users, n_items], best first.
+
+    ``exclude`` is a boolean (or 0/1 int) mask, [n_items] for every row or [n_users, n_items],
+    whose true entries are never returned (seen items, business rules). Rows with fewer than
+    k allowed items are padded with index -1 and score -inf.
+    """
+    scores = np.asarray(scores, dtype=np.float32)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-D [n_users, n_items] (got shape {scores.shape})")
+    if k < 1:
+        raise ValueError(f"k must be at least 1 (got {k})")
+    if exclude is not None:
+        exclude = np.asarray(exclude).astype(bool)
+        if exclude.shape not in (scores.shape, scores.shape[1:]):
+            raise ValueError(
+                f"exclude must have shape {scores.shape[1:]} or {scores.shape} (got {exclude.shape})"
+            )
+        scores = np.where(exclude, -np.inf, scores)
+    n_users, n_items = scores.shape
+    kk = min(k, n_items)
+    if kk < n_items:
+        # argpartition is O(n_items) per row; only the k survivors are sorted.
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    else:
+        part = np.broadcast_to(np.arange(n_items), (n_users, n_items))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    # Ties are broken by item index, so the order does not depend on argpartition's internals.
+    order = np.lexsort((part, -part_scores), axis=1)
+    indices = np.take_along_axis(part, order, axis=1)
+    top_scores = np.take_along_axis(part_scores, order, axis=1)
+    indices = np.where(np.isneginf(top_scores), -1, indices)
+    if kk < k:
+        pad = k - kk
+        indices = np.pad(indices, ((0, 0), (0, pad)), constant_values=-1)
+        top_scores = np.pad(top_scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return indices, top_scores
+
+
+def top_k(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    k: int,
+    exclude: np.ndarray | None = None,
+    chunk_size: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k items for every row of ``user_vectors`` [n_users, dim], in chunks of users.
+
+    Chunking bounds memory at chunk_size x n_items scores however many users are scored.
+    Returns (item indices, scores), each [n_users, k]; see ``top_k_from_scores`` for ``exclude``.
+    """
+    user_vectors = np.atleast_2d(np.asarray(user_vectors, dtype=np.float32))
+    item_vectors = np.asarray(item_vectors, dtype=np.float32)
+    if user_vectors.shape[1] != item_vectors.shape[1]:
+        raise ValueError(
+            f"user and item vectors must have the same dimension "
+            f"(got {user_vectors.shape[1]} and {item_vectors.shape[1]})"
+        )
+    exclude = None if exclude is None else np.asarray(exclude).astype(bool)
+    per_row = exclude is not None and exclude.ndim == 2
+    if per_row and exclude.shape[0] != user_vectors.shape[0]:
+        raise ValueError(
+            f"exclude has {exclude.shape[0]} rows for {user_vectors.shape[0]} users; expected one per user"
+        )
+    indices, scores = [], []
+    for start in range(0, user_vectors.shape[0], chunk_size):
+        stop = start + chunk_size
+        chunk_exclude = exclude[start:stop] if per_row else exclude
+        i, s = top_k_from_scores(user_vectors[start:stop] @ item_vectors.T, k, chunk_exclude)
+        indices.append(i)
+        scores.append(s)
+    if not indices:
+        return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+    return np.concatenate(indices), np.concatenate(scores)
+
+
+def _age_band(age: float | None, lower_bounds: list[float], labels: list[str]) -> str:
+    # Mirrors recsys.age_bands.age_band from the bounds in the manifest, so serving needs no
+    # import of the training package; the export test checks the two agree.
+    if age is None or age != age or not 0 <= age <= 120:
+        return UNKNOWN
+    return labels[bisect.bisect_right(lower_bounds, age) - 1]
+
+
+@dataclass(frozen=True)
+class ServingBundle:
+    """An exported model: vectors, ids and the manifest that describes them."""
+
+    manifest: dict
+    item_ids: np.ndarray
+    item_vectors: np.ndarray
+    user_ids: np.ndarray
+    user_vectors: np.ndarray
+    cold_start_vectors: np.ndarray  # [n_age_bands + 1, n_genders + 1, n_occupations + 1, dim]
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "ServingBundle":
+        directory = Path(directory)
+        manifest_path = directory / MANIFEST
+        if not manifest_path.is_file():
+            raise InvalidBundle(
+                f"no {MANIFEST} in {directory}: expected a directory written by recsys.export.export_bundle"
+            )
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise InvalidBundle(
+                f"bundle format {manifest.get('format_version')} in {directory}; this code reads "
+                f"format {FORMAT_VERSION}: export the model again"
+            )
+        arrays = {}
+        for name in (ITEM_IDS, ITEM_VECTORS, USER_IDS, USER_VECTORS, COLD_START_VECTORS):
+            path = directory / name
+            if not path.is_file():
+                raise InvalidBundle(f"{directory} lacks {name}; the export did not finish")
+            arrays[name] = np.load(path, allow_pickle=False)
+        bundle = cls(
+            manifest=manifest,
+            item_ids=arrays[ITEM_IDS],
+            item_vectors=arrays[ITEM_VECTORS],
+            user_ids=arrays[USER_IDS],
+            user_vectors=arrays[USER_VECTORS],
+            cold_start_vectors=arrays[COLD_START_VECTORS],
+        )
+        bundle._check()
+        return bundle
+
+    def _check(self) -> None:
+        dim = self.manifest["dim"]
+        for name, vectors, ids in (
+            ("item", self.item_vectors, self.item_ids),
+            ("user", self.user_vectors, self.user_ids),
+        ):
+            if vectors.shape != (len(ids), dim):
+                raise InvalidBundle(
+                    f"{name} vectors have shape {vectors.shape}; expected ({len(ids)}, {dim}) from the ids and manifest"
+                )
+        vocab = self.manifest["vocabularies"]
+        expected = (len(vocab["age_bands"]) + 1, len(vocab["genders"]) + 1, len(vocab["occupations"]) + 1, dim)
+        if self.cold_start_vectors.shape != expected:
+            raise InvalidBundle(
+                f"cold-start table has shape {self.cold_start_vectors.shape}; expected {expected}"
+            )
+
+    @property
+    def version(self) -> str:
+        return self.manifest["version"]
+
+    def _user_row(self) -> dict[int, int]:
+        # Built on first use; a frozen dataclass cannot hold a lazily-filled field.
+        cache = self.__dict__.get("_row_cache")
+        if cache is None:
+            cache = {int(u): row for row, u in enumerate(self.user_ids)}
+            object.__setattr__(self, "_row_cache", cache)
+        return cache
+
+    def has_user(self, user_id: int) -> bool:
+        return int(user_id) in self._user_row()
+
+    def vector_for_user(self, user_id: int) -> np.ndarray:
+        """The vector of a user seen in training; raises UnknownUser otherwise."""
+        row = self._user_row().get(int(user_id))
+        if row is None:
+            raise UnknownUser(
+                f"user {user_id} has no vector in bundle {self.version}; "
+                "use vector_for_demographics for new users"
+            )
+        return self.user_vectors[row]
+
+    def vector_for_demographics(
+        self, age: float | None = None, gender: str | None = None, occupation: str | None = None
+    ) -> np.ndarray:
+        """The cold-start vector for an age (years or MovieLens 1M code), gender and occupation.
+
+        A missing or unrecognised value (an occupation the model never saw, gender other than
+        the vocabulary's) uses the "unknown" slot, which training taught to mean just that.
+        """
+        vocab = self.manifest["vocabularies"]
+        band = _age_band(age, self.manifest["age_band_lower_bounds"], vocab["age_bands"])
+
+        def slot(values: list[str], value: str | None) -> int:
+            # Slot 0 is unknown; known values follow in vocabulary order. Case is ignored so
+            # "f" and "Programmer" find "F" and "programmer".
+            if not isinstance(value, str) or not value:
+                return 0
+            folded = [v.casefold() for v in values]
+            try:
+                return folded.index(value.strip().casefold()) + 1
+            except ValueError:
+                return 0
+
+        return self.cold_start_vectors[
+            slot(vocab["age_bands"], band),
+            slot(vocab["genders"], gender),
+            slot(vocab["occupations"], occupation),
+        ]
+
+    def score(self, user_vectors: np.ndarray) -> np.ndarray:
+        """Scores of every item for each user vector: [n_users, n_items] (or [n_items] for one)."""
+        return np.asarray(user_vectors, dtype=np.float32) @ self.item_vectors.T
+
+    def item_index(self, item_ids) -> np.ndarray:
+        """Positions of item ids in the bundle's item order (to build an exclude mask)."""
+        lookup = {int(i): row for row, i in enumerate(self.item_ids)}
+        missing = [i for i in item_ids if int(i) not in lookup]
+        if missing:
+            raise KeyError(f"items not in bundle {self.version}: {missing[:5]}")
+        return np.array([lookup[int(i)] for i in item_ids], dtype=np.int64)
+
+    def recommend(
+        self, user_vectors: np.ndarray, k: int = 10, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k item ids and scores per user vector (a vector or a matrix of them).
+
+        Returns ids [n_users, k] (-1 where fewer than k items were allowed) and scores.
+        """
+        vectors = np.atleast_2d(user_vectors)
+        indices, scores = top_k(vectors, self.item_vectors, k, exclude)
+        ids = np.where(indices >= 0, self.item_ids[np.maximum(indices, 0)], -1)
+        return ids, scores

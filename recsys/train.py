@@ -1,0 +1,281 @@
+"""Fit the two-tower model, evaluate it against the baselines on both protocols, refit for export.
+
+Entry point: ``train_and_evaluate(data, cfg)``. The steps, each its own function:
+
+1. cold start: fit on the users outside a held-out 20%, recommend to the held-out users from
+   demographics only;
+2. warm: fit on every user's earlier 80% of ratings, recommend (seen items removed);
+3. optionally refit on all the data: the model that gets exported.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import recsys  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+import numpy as np
+import polars as pl
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from recsys.baselines import DemographicPopularity, ImplicitALS, Popularity
+from recsys.config import TrainConfig
+from recsys.data import RecsysData
+from recsys.evaluate import COLD, WARM, build_protocol, evaluate, ndcg_by_group
+from recsys.features import (
+    UNKNOWN,
+    UNKNOWN_ID,
+    Vocabularies,
+    build_vocabularies,
+    item_features,
+    take,
+    user_features,
+)
+from recsys.model import SAMPLE_WEIGHT, SAMPLING_PROBABILITY, TwoTowerModel
+from recsys.splits import cold_start_split, warm_split
+from recsys.towers import ItemTower, UserTower
+
+logger = logging.getLogger(__name__)
+
+_SCORING_BATCH = 4096
+
+
+def _to_tensors(features: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
+    return {
+        name: tf.constant(values.astype(str) if values.dtype == object else values)
+        for name, values in features.items()
+    }
+
+
+@dataclass
+class TwoTowerRecommender:
+    """A trained model with the vocabularies and catalog it was trained on.
+
+    ``score`` follows the baselines' interface; ``user_vectors`` / ``item_vectors`` are what
+    the export writes.
+    """
+
+    model: TwoTowerModel
+    vocab: Vocabularies
+    users: pl.DataFrame  # the users known to the model (their ids are in the vocabulary)
+    items: pl.DataFrame  # the catalog, in the order of item_vectors' rows
+    _item_vectors: np.ndarray | None = field(default=None, repr=False)
+
+    def user_vectors(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """User-tower vectors for raw feature arrays (see ``recsys.features.user_features``)."""
+        n = len(features["user_id"])
+        out = [
+            self.model.user_tower(_to_tensors(take(features, np.arange(s, min(n, s + _SCORING_BATCH))))).numpy()
+            for s in range(0, n, _SCORING_BATCH)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, self.item_vectors().shape[1]), np.float32)
+
+    def item_vectors(self) -> np.ndarray:
+        if self._item_vectors is None:
+            self._item_vectors = self.model.item_tower(_to_tensors(item_features(self.items, self.vocab))).numpy()
+        return self._item_vectors
+
+    def score(self, users: pl.DataFrame, use_history: bool = True) -> np.ndarray:
+        """[n_users, n_items] scores; ``use_history=False`` scores from demographics alone."""
+        features = user_features(users)
+        if not use_history:
+            features["user_id"] = np.full_like(features["user_id"], UNKNOWN_ID)
+        return self.user_vectors(features) @ self.item_vectors().T
+
+
+def build_model(vocab: Vocabularies, cfg: TrainConfig) -> TwoTowerModel:
+    """Towers and task, wired together and compiled."""
+    task = tfrs.tasks.Retrieval(
+        temperature=cfg.temperature if cfg.temperature != 1.0 else None,
+        remove_accidental_hits=cfg.remove_accidental_hits,
+    )
+    model = TwoTowerModel(UserTower(vocab, cfg.tower), ItemTower(vocab, cfg.tower), task, use_logq=cfg.logq_correction)
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate))
+    return model
+
+
+def _training_examples(train: RecsysData, cfg: TrainConfig, vocab: Vocabularies):
+    """Per example: the row of its user and of its item in the feature arrays, and the logQ term."""
+    interactions = train.interactions
+    if cfg.positive_min_rating is not None:
+        interactions = interactions.filter(pl.col("rating") >= cfg.positive_min_rating)
+    if interactions.height == 0:
+        raise ValueError(
+            "no training interactions left"
+            + (f" at rating >= {cfg.positive_min_rating}" if cfg.positive_min_rating is not None else "")
+            + "; load interactions first or lower positive_min_rating"
+        )
+    user_rows = pl.DataFrame({"user_id": train.users["user_id"], "_u": np.arange(train.users.height)})
+    item_rows = pl.DataFrame({"item_id": train.items["item_id"], "_i": np.arange(train.items.height)})
+    joined = interactions.join(user_rows, on="user_id").join(item_rows, on="item_id")
+    weight = np.ones(joined.height, dtype=np.float32)
+    if cfg.rating_weight_offset is not None:
+        weight = np.maximum(joined["rating"].to_numpy() - cfg.rating_weight_offset, 0.0).astype(np.float32)
+        keep = weight > 0
+        joined, weight = joined.filter(pl.Series(keep)), weight[keep]
+        if joined.height == 0:
+            raise ValueError(
+                f"every training interaction has weight 0 at rating_weight_offset={cfg.rating_weight_offset}; "
+                "lower the offset"
+            )
+        weight /= weight.mean()
+    item_index = joined["_i"].to_numpy()
+    # The positive's share of training examples: its chance of showing up as an in-batch negative.
+    counts = np.bincount(item_index, minlength=train.items.height)
+    probability = (counts[item_index] / len(item_index)).astype(np.float32)
+    return joined["_u"].to_numpy(), item_index, probability, weight
+
+
+def _epoch_features(user_feats, item_feats, user_index, item_index, probability, weight, cfg, rng):
+    """One epoch's shuffled examples, with user ids and demographics dropped at random."""
+    order = rng.permutation(len(user_index))
+    features = take(user_feats, user_index[order])
+    features.update(take(item_feats, item_index[order]))
+    n = len(order)
+    features["user_id"] = np.where(rng.random(n) < cfg.user_id_dropout, UNKNOWN_ID, features["user_id"])
+    for name, rate in (
+        ("age_band", cfg.demographic_dropout),
+        ("gender", cfg.demographic_dropout),
+        ("occupation", cfg.occupation_dropout),
+    ):
+        features[name] = np.where(rng.random(n) < rate, UNKNOWN, features[name])
+    features[SAMPLING_PROBABILITY] = probability[order]
+    features[SAMPLE_WEIGHT] = weight[order]
+    return features
+
+
+class _BatchLosses(tf.keras.callbacks.Callback):
+    """Collects every batch's loss: TFRS logs the last batch's loss, not the epoch's mean."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        self.losses.append(float(logs["loss"]))
+
+
+def fit_two_tower(
+    train: RecsysData, cfg: TrainConfig, show_progress: bool = False, stage: str = "final"
+) -> tuple[TwoTowerRecommender, list[dict]]:
+    """Train a fresh model on ``train``; returns it and one history row per epoch."""
+    # Keras initialisers draw from the global seeds; set them per fit so runs repeat.
+    tf.keras.utils.set_random_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    vocab = build_vocabularies(train.users, train.items)
+    model = build_model(vocab, cfg)
+    user_feats = user_features(train.users)
+    item_feats = item_features(train.items, vocab)
+    user_index, item_index, probability, weight = _training_examples(train, cfg, vocab)
+    history = []
+    epochs = range(cfg.epochs)
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc=f"training ({stage})", unit="epoch")
+    for epoch in epochs:
+        start = time.perf_counter()
+        features = _epoch_features(user_feats, item_feats, user_index, item_index, probability, weight, cfg, rng)
+        # Full batches only: a short last batch would be a softmax over a handful of negatives.
+        batch_size = min(cfg.batch_size, len(user_index))
+        dataset = tf.data.Dataset.from_tensor_slices(_to_tensors(features)).batch(batch_size, drop_remainder=True)
+        batch_losses = _BatchLosses()
+        model.fit(dataset, epochs=1, verbose=0, callbacks=[batch_losses])
+        row = {
+            "stage": stage,
+            "epoch": epoch + 1,
+            # The task sums cross-entropy over a batch; per example reads the same at any batch size.
+            "loss": float(np.mean(batch_losses.losses)) / batch_size,
+            "seconds": time.perf_counter() - start,
+        }
+        history.append(row)
+        logger.info("%s epoch %d: loss %.4f (%.1fs)", stage, row["epoch"], row["loss"], row["seconds"])
+    return TwoTowerRecommender(model=model, vocab=vocab, users=train.users, items=train.items), history
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a training run produced, ready to log and export."""
+
+    model: TwoTowerRecommender
+    # "all" (refit on every interaction after evaluating) or "warm_split" (the warm model).
+    model_trained_on: str
+    history: list[dict]  # per epoch: stage, epoch, loss, seconds
+    metrics: dict[str, float]  # e.g. "cold.ndcg_at_10", "warm.recall_at_10", "seconds.total"
+    baselines: dict[str, dict[str, float]]  # baseline name -> keys as in ``metrics``
+    ndcg_by_group: pl.DataFrame  # protocol, age_band, gender, ndcg_at_10, n_users
+    config: TrainConfig
+    data_summary: dict[str, float]
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+
+def _prefixed(protocol: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{protocol}.{name}": value for name, value in metrics.items()}
+
+
+def train_and_evaluate(data: RecsysData, cfg: TrainConfig, show_progress: bool = True) -> TrainingResult:
+    """Evaluate on the cold-start and warm splits (model and baselines), then fit for export."""
+    started = time.perf_counter()
+    metrics: dict[str, float] = {}
+    baselines: dict[str, dict[str, float]] = {}
+    history: list[dict] = []
+    groups = []
+
+    def run_baseline(baseline, protocol):
+        result = evaluate(baseline, protocol, cfg.k)
+        baselines.setdefault(baseline.name, {}).update(_prefixed(protocol.name, result.metrics))
+
+    # 1. Cold start.
+    t = time.perf_counter()
+    cold = cold_start_split(data, cfg.holdout_share, random_state=cfg.seed)
+    protocol = build_protocol(COLD, cold, cfg.relevant_min_rating)
+    recommender, rows = fit_two_tower(cold.train, cfg, show_progress, stage=COLD)
+    history += rows
+    evaluation = evaluate(recommender, protocol, cfg.k)
+    metrics.update(_prefixed(COLD, evaluation.metrics))
+    groups.append(ndcg_by_group(protocol, evaluation, cfg.k))
+    for baseline in (Popularity(), DemographicPopularity()):
+        run_baseline(baseline.fit(cold.train), protocol)
+    metrics["seconds.cold"] = time.perf_counter() - t
+
+    # 2. Warm.
+    t = time.perf_counter()
+    warm = warm_split(data, cfg.holdout_share)
+    protocol = build_protocol(WARM, warm, cfg.relevant_min_rating)
+    recommender, rows = fit_two_tower(warm.train, cfg, show_progress, stage=WARM)
+    history += rows
+    evaluation = evaluate(recommender, protocol, cfg.k)
+    metrics.update(_prefixed(WARM, evaluation.metrics))
+    groups.append(ndcg_by_group(protocol, evaluation, cfg.k))
+    als = ImplicitALS(
+        factors=cfg.als_factors, regularization=cfg.als_regularization,
+        iterations=cfg.als_iterations, alpha=cfg.als_alpha, random_state=cfg.seed,
+    )
+    for baseline in (Popularity(), DemographicPopularity(), als):
+        run_baseline(baseline.fit(warm.train), protocol)
+    metrics["seconds.warm"] = time.perf_counter() - t
+
+    # 3. The model to export.
+    trained_on = "warm_split"
+    if cfg.refit_on_all_data:
+        t = time.perf_counter()
+        recommender, rows = fit_two_tower(data, cfg, show_progress, stage="final")
+        history += rows
+        trained_on = "all"
+        metrics["seconds.refit"] = time.perf_counter() - t
+    metrics["seconds.total"] = time.perf_counter() - started
+    return TrainingResult(
+        model=recommender,
+        model_trained_on=trained_on,
+        history=history,
+        metrics=metrics,
+        baselines=baselines,
+        ndcg_by_group=pl.concat(groups),
+        config=cfg,
+        data_summary=data.summary(),
+    )
