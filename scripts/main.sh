@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs everything, then runs the main job: ingest MovieLens 100K into the default home.
-# MovieLens comes from $1 if given, else ../shared/data/ml-100k if present, else GroupLens
-# (downloaded once, MD5-checked).
+# Installs everything, then runs the main job end to end:
+#   1. ingest MovieLens 100K: from $1 if given, else ../shared/data/ml-100k if present, else
+#      downloaded once from GroupLens (MD5-checked);
+#   2. train, evaluate, log to MLflow and register a model version;
+#   3. recommend for the example selfie (examples/astronaut.jpg, public domain).
 set -euo pipefail
 source "$(dirname "$0")/install.sh"
 py=.venv/bin/python
@@ -13,3 +15,5 @@ else
   $py cli.py ingest movielens --download 100k
 fi
 $py cli.py stats --top 5
+$py cli.py train
+$py cli.py recommend --selfie examples/astronaut.jpg
