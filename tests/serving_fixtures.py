@@ -60,3 +60,22 @@ def make_home(home: Path, *, extra_users: int = 0) -> Path:
         record_version(conn, version=1, mlflow_run_id="run-1", metrics={"model": {"cold.ndcg_at_10": 0.5}, "baselines": {}},
                        data_snapshot="s", bundle_path=str(bundle), champion=True, note="fixture")
     return home
+
+
+HEAVY_MODULES = ("tensorflow", "tf_keras", "keras", "mtcnn", "mlflow")
+
+
+def heavy_modules_after(cli_args: list[str]) -> list[str]:
+    """Runs one CLI command in a fresh interpreter; returns the heavy modules it imported."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    code = (
+        "import json, sys; from click.testing import CliRunner; from cli import cli\n"
+        f"r = CliRunner().invoke(cli, {cli_args!r})\n"
+        "assert r.exit_code == 0, r.output\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])

@@ -1,7 +1,4 @@
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -9,10 +6,8 @@ from click.testing import CliRunner
 from cli import cli
 from pipelines.errors import UnknownUserId
 from pipelines.recommend import recommend_for_demographics, recommend_for_user
-from serving_fixtures import make_home
+from serving_fixtures import heavy_modules_after, make_home
 from warehouse.model_versions import NoChampion
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_cold_start_follows_demographics(tmp_path):
@@ -68,11 +63,4 @@ def test_cli_recommend_json_and_errors(tmp_path):
 
 def test_recommend_imports_neither_tensorflow_nor_mlflow(tmp_path):
     home = make_home(tmp_path)
-    code = (
-        "import sys; from click.testing import CliRunner; from cli import cli\n"
-        f"r = CliRunner().invoke(cli, ['recommend', '--age', '30', '--gender', 'F', '--home', {str(home)!r}])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(sorted(m for m in ('tensorflow', 'mlflow', 'tf_keras', 'mtcnn') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert heavy_modules_after(["recommend", "--age", "30", "--gender", "F", "--home", str(home)]) == []

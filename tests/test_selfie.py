@@ -1,6 +1,4 @@
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +9,7 @@ from PIL import Image
 from cli import cli
 from pipelines.batch_score import batch_score
 from pipelines.rules import CampaignRules
-from serving_fixtures import make_home
+from serving_fixtures import heavy_modules_after, make_home
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.jpg"
@@ -60,14 +58,7 @@ def test_profile_reports_each_photo_and_fails_if_any_failed(tmp_path):
 
 def test_selfie_path_imports_no_tensorflow_mtcnn_or_mlflow(tmp_path):
     home = make_home(tmp_path / "home")
-    code = (
-        "import sys; from click.testing import CliRunner; from cli import cli\n"
-        f"r = CliRunner().invoke(cli, ['recommend', '--selfie', {str(ASTRONAUT)!r}, '--home', {str(home)!r}])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(sorted(m for m in ('tensorflow', 'tf_keras', 'keras', 'mtcnn', 'mlflow') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert heavy_modules_after(["recommend", "--selfie", str(ASTRONAUT), "--home", str(home)]) == []
 
 
 def test_batch_selfie_rows_are_profiled_and_bad_photos_rejected(tmp_path):
