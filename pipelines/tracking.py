@@ -73,7 +73,7 @@ def log_training_run(home: Path, result, bundle_dir: Path, *, data_snapshot: str
         mlflow.log_table(result.ndcg_by_group.to_pandas(), "ndcg_by_age_band_gender.json")
         # MLflow prints registration notes on stdout; keep stdout for our own (JSON) output.
         with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="An input example was not provided")
+            warnings.filterwarnings("ignore", message=".*An input example was not provided")  # MLflow colours it
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(_MODEL_CODE),
