@@ -50,6 +50,17 @@ class TrainConfig:
     # The lists are judged on items rated >= 4, so a 5 should pull harder than a 2; on
     # MovieLens 100K, popularity weighted this way beats popularity by count.
     rating_weight_offset: float | None = 2.0
+    # The wide part's memory for new visitors (see ``recsys.prior``): after training, each item
+    # vector gains one column per age band x gender group holding log p(item | group), counted
+    # from rating-weighted training ratings, and a user vector without a known id gains its
+    # group's one-hot times this weight. 0 turns it off; known users are never affected. On a
+    # validation split of ML-100K's training users NDCG@10 rose with the weight up to about 4.
+    cold_start_prior_weight: float = 4.0
+    # Share of the adjacent age bands' counts added to a group's (same gender): neighbouring
+    # ages like similar films, and it thickens the small groups.
+    prior_neighbour_weight: float = 0.5
+    # Pseudo-examples of the parent distribution (the gender's, then the global) per group.
+    prior_shrinkage: float = 10.0
     # Evaluation protocol.
     holdout_share: float = 0.2
     relevant_min_rating: float = 4.0
@@ -71,6 +82,11 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(
                 f"expected epochs >= 1 and batch_size >= 2 (got {self.epochs}, {self.batch_size})"
+            )
+        if self.cold_start_prior_weight < 0 or self.prior_neighbour_weight < 0 or self.prior_shrinkage <= 0:
+            raise ValueError(
+                "expected cold_start_prior_weight >= 0, prior_neighbour_weight >= 0 and prior_shrinkage > 0 "
+                f"(got {self.cold_start_prior_weight}, {self.prior_neighbour_weight}, {self.prior_shrinkage})"
             )
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive (got {self.temperature})")

@@ -5,6 +5,10 @@ occupation one-hot for users; the genre multi-hot and an item bias for items).
 Deep part: the side features' embeddings concatenated through an MLP.
 Id part: the id's embedding, added straight to the output (matrix factorisation's term).
 
+Prior part: one column per age band x gender group (see ``recsys.prior``): the item tower holds
+each group's log-popularity (set after training with ``ItemTower.set_prior``, zero until then),
+the user tower the group's one-hot, for users without a known id only.
+
 The tower's vector is id + deep + wide. Keeping the id out of the MLP is what makes cold start
 work: the demographic terms learn from every example, and with the id dropped for a share of
 examples (see ``TrainConfig.user_id_dropout``) they must explain the data on their own, so a new
@@ -85,7 +89,14 @@ class UserTower(tf.keras.Model):
         vector = self.user_embedding(user) + deep + wide
         if self._cfg.item_bias:
             vector = tf.concat([vector, tf.ones_like(vector[:, :1])], axis=-1)
-        return vector
+        # Slot 0 of the id lookup is the OOV id: a new visitor (or a dropped id in training).
+        new_visitor = tf.cast(tf.equal(user, 0), vector.dtype)[:, None]
+        group = tf.one_hot(age * self._n_genders + gender, self.n_prior_groups, dtype=vector.dtype)
+        return tf.concat([vector, group * new_visitor], axis=-1)
+
+    @property
+    def n_prior_groups(self) -> int:
+        return self.wide_age_gender.input_dim
 
 
 class ItemTower(tf.keras.Model):
@@ -113,6 +124,18 @@ class ItemTower(tf.keras.Model):
         self.deep = _mlp(cfg, "item_deep")
         self.wide_genres = tf.keras.layers.Dense(cfg.output_dim, use_bias=False, name="wide_genres")
         self.item_bias = _embedding(n_items, 1, cfg, "item_bias") if cfg.item_bias else None
+        n_groups = (len(vocab.age_bands) + 1) * (len(vocab.genders) + 1)
+        # Not trained: counted from the data after training (see set_prior).
+        self.prior = tf.keras.layers.Embedding(n_items, n_groups, embeddings_initializer="zeros", trainable=False, name="prior")
+
+    def set_prior(self, table) -> None:
+        """[n_items + 1, n_groups] (lookup order, row 0 the OOV item): the prior columns' values."""
+        expected = (self.prior.input_dim, self.prior.output_dim)
+        if tuple(table.shape) != expected:
+            raise ValueError(f"the prior table must have shape {expected} (got {tuple(table.shape)})")
+        if not self.prior.built:
+            self.prior.build((None,))
+        self.prior.embeddings.assign(table)
 
     def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         item = self.item_lookup(features["item_id"])
@@ -129,4 +152,4 @@ class ItemTower(tf.keras.Model):
         vector = self.item_embedding(item) + deep + self.wide_genres(genres)
         if self.item_bias is not None:
             vector = tf.concat([vector, self.item_bias(item)], axis=-1)
-        return vector
+        return tf.concat([vector, self.prior(item)], axis=-1)

@@ -35,6 +35,7 @@ from recsys.features import (
     user_features,
 )
 from recsys.model import SAMPLE_WEIGHT, SAMPLING_PROBABILITY, TwoTowerModel
+from recsys.prior import demographic_log_prior
 from recsys.splits import cold_start_split, warm_split
 from recsys.towers import ItemTower, UserTower
 
@@ -193,7 +194,21 @@ def fit_two_tower(
         }
         history.append(row)
         logger.info("%s epoch %d: loss %.4f (%.1fs)", stage, row["epoch"], row["loss"], row["seconds"])
+    _set_cold_start_prior(model, train, vocab, cfg)
     return TwoTowerRecommender(model=model, vocab=vocab, users=train.users, items=train.items), history
+
+
+def _set_cold_start_prior(model: TwoTowerModel, train: RecsysData, vocab: Vocabularies, cfg: TrainConfig) -> None:
+    """Fill the item tower's prior columns: weight x log p(item | age band x gender), in lookup order."""
+    log_prior = demographic_log_prior(
+        train, vocab, rating_weight_offset=cfg.rating_weight_offset,
+        shrinkage=cfg.prior_shrinkage, neighbour_weight=cfg.prior_neighbour_weight,
+    )
+    table = np.zeros((len(vocab.item_ids) + 1, log_prior.shape[0]), dtype=np.float32)
+    # The item lookup puts vocab.item_ids[i] at row i + 1; row 0 (an unknown item) stays 0.
+    rows = np.searchsorted(np.asarray(vocab.item_ids), train.items["item_id"].to_numpy()) + 1
+    table[rows] = cfg.cold_start_prior_weight * log_prior.T
+    model.item_tower.set_prior(table)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,17 @@ def test_cold_start_lists_follow_the_known_taste(result):
     assert np.mean(item_ids[top[1]] % 2 == 1) >= 0.9
 
 
+def test_the_prior_columns_reach_new_visitors_only(result):
+    recommender = result.model
+    n_groups = recommender.model.user_tower.n_prior_groups
+    known = recommender.user_vectors(user_features(recommender.users.head(5)))
+    assert np.all(known[:, -n_groups:] == 0.0)
+    visitors = _cold_vectors(recommender, ["F", "M"])
+    assert np.all(visitors[:, -n_groups:].sum(axis=1) == 1.0)
+    # The item side holds weight x log p(item | group): negative where it is set.
+    assert np.all(recommender.item_vectors()[:, -n_groups:] < 0.0)
+
+
 def test_result_holds_metrics_baselines_and_history(result):
     for key in ("cold.ndcg_at_10", "cold.recall_at_10", "warm.ndcg_at_10", "warm.map_at_10", "seconds.total"):
         assert key in result.metrics
