@@ -34,16 +34,18 @@ class TrainOutcome:
 
 
 def train(home: Path, config, *, force_promote: bool, show_progress: bool, lock_timeout_s: float) -> TrainOutcome:
+    started = time.perf_counter()
+    # Read first: a missing or empty warehouse fails before seconds of TensorFlow imports.
+    with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
+        dataset = read_dataset(conn)
+        snapshot = current_snapshot(conn)
+
     from recsys.data import RecsysData
     from recsys.export import export_bundle
     from recsys.plots import ndcg_by_group, training_curve
     from recsys.train import train_and_evaluate
     from pipelines import tracking
 
-    started = time.perf_counter()
-    with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
-        dataset = read_dataset(conn)
-        snapshot = current_snapshot(conn)
     data = RecsysData(
         users=dataset.users.drop("age_is_band"),
         items=dataset.items.drop("extra"),

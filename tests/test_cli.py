@@ -74,3 +74,8 @@ def test_user_error_is_one_line_and_exit_1(tmp_path):
 def test_usage_error_exits_2(tmp_path):
     result = CliRunner().invoke(cli, ["ingest", "movielens", "--home", str(tmp_path)])
     assert result.exit_code == 2 and "give either PATH or --download" in result.output
+
+
+def test_train_without_data_fails_fast_and_clearly(tmp_path):
+    result = CliRunner().invoke(cli, ["train", "--home", str(tmp_path)])
+    assert result.exit_code == 1 and "no warehouse at" in result.output
