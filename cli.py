@@ -225,21 +225,13 @@ def train(epochs, batch_size, learning_rate, user_id_dropout, logq, seed, promot
             "baselines": outcome.baselines, "bundle_path": str(outcome.bundle_path), "seconds": outcome.seconds,
         }))
         return
-    print_table(_comparison(outcome.metrics, outcome.baselines, f"model v{outcome.version}"), "Evaluation (same split for all)")
+    from pipelines.models import comparison_table
+
+    print_table(comparison_table(outcome.metrics, outcome.baselines, f"model v{outcome.version}"), "Evaluation (same split for all)")
     for warning in outcome.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     click.echo(f"model v{outcome.version} registered (MLflow run {outcome.run_id[:12]}) in {outcome.seconds:.1f} s")
     click.echo(("champion: " if outcome.promoted else "not promoted: ") + outcome.reason)
-
-
-def _comparison(metrics: dict, baselines: dict, model_name: str):
-    import polars as pl
-
-    names = [m for m in metrics if m.startswith(("cold.", "warm."))]
-    columns = {"metric": names, model_name: [metrics[m] for m in names]}
-    for baseline, scores in baselines.items():
-        columns[baseline] = [scores.get(m) for m in names]
-    return pl.DataFrame(columns, strict=False)
 
 
 @cli.group(cls=Group)

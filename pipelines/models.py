@@ -32,10 +32,13 @@ def evaluation_table(home: Path, version: int | None, *, lock_timeout_s: float) 
     """A version's logged evaluation beside the baselines of the same split (rows: metrics)."""
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = get_version(conn, version) if version is not None else require_champion(conn)
-    model = chosen.metrics["model"]
-    baselines = chosen.metrics["baselines"]
-    names = [m for m in model if m.startswith(("cold.", "warm."))]
-    columns = {"metric": names, f"model v{chosen.version}": [model[m] for m in names]}
+    return chosen, comparison_table(chosen.metrics["model"], chosen.metrics["baselines"], f"model v{chosen.version}")
+
+
+def comparison_table(metrics: dict[str, float], baselines: dict[str, dict[str, float]], model_name: str) -> pl.DataFrame:
+    """Rows: the evaluation metrics; columns: the model, then each baseline of the same split."""
+    names = [m for m in metrics if m.startswith(("cold.", "warm."))]
+    columns = {"metric": names, model_name: [metrics[m] for m in names]}
     for baseline, scores in baselines.items():
         columns[baseline] = [scores.get(m) for m in names]
-    return chosen, pl.DataFrame(columns, strict=False)
+    return pl.DataFrame(columns, strict=False)
