@@ -61,6 +61,10 @@ class TrainConfig:
     prior_neighbour_weight: float = 0.5
     # Pseudo-examples of the parent distribution (the gender's, then the global) per group.
     prior_shrinkage: float = 10.0
+    # Each user's ratings in the prior's counts are divided by (their rating count) ** this, so a
+    # handful of prolific raters do not set the taste of a whole group. On validation users
+    # carved from ML-100K's cold-start training side, 0.3 raised NDCG@10 by 0.002 (4 seeds).
+    prior_user_weight_exponent: float = 0.3
     # Evaluation protocol.
     holdout_share: float = 0.2
     relevant_min_rating: float = 4.0
@@ -83,10 +87,15 @@ class TrainConfig:
             raise ValueError(
                 f"expected epochs >= 1 and batch_size >= 2 (got {self.epochs}, {self.batch_size})"
             )
-        if self.cold_start_prior_weight < 0 or self.prior_neighbour_weight < 0 or self.prior_shrinkage <= 0:
+        if (
+            self.cold_start_prior_weight < 0 or self.prior_neighbour_weight < 0 or self.prior_shrinkage <= 0
+            or self.prior_user_weight_exponent < 0
+        ):
             raise ValueError(
-                "expected cold_start_prior_weight >= 0, prior_neighbour_weight >= 0 and prior_shrinkage > 0 "
-                f"(got {self.cold_start_prior_weight}, {self.prior_neighbour_weight}, {self.prior_shrinkage})"
+                "expected cold_start_prior_weight >= 0, prior_neighbour_weight >= 0, prior_shrinkage > 0 "
+                "and prior_user_weight_exponent >= 0 (got "
+                f"{self.cold_start_prior_weight}, {self.prior_neighbour_weight}, {self.prior_shrinkage}, "
+                f"{self.prior_user_weight_exponent})"
             )
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive (got {self.temperature})")

@@ -28,6 +28,7 @@ def demographic_log_prior(
     rating_weight_offset: float | None = 2.0,
     shrinkage: float = 10.0,
     neighbour_weight: float = 0.0,
+    user_weight_exponent: float = 0.0,
 ) -> np.ndarray:
     """[(n_age_bands + 1) * (n_genders + 1), n_items] log-probabilities, items in ``train.items`` order.
 
@@ -36,6 +37,9 @@ def demographic_log_prior(
     shrunk toward its gender's distribution with ``shrinkage`` pseudo-examples (the gender's
     toward the global one), so a small group does not rank on three people's tastes.
     ``neighbour_weight`` adds that share of the adjacent age bands' counts (same gender).
+    ``user_weight_exponent`` divides each user's weights by (their rating count) ** exponent: the
+    lists are judged per user, so a group's taste should be its members', not its few
+    prolific raters'.
     """
     n_ages, n_genders, n_items = len(vocab.age_bands), len(vocab.genders), train.items.height
     features = user_features(train.users)
@@ -51,6 +55,10 @@ def demographic_log_prior(
     weight = np.ones(rows.height)
     if rating_weight_offset is not None:
         weight = np.maximum(rows["rating"].to_numpy().astype(np.float64) - rating_weight_offset, 0.0)
+    if user_weight_exponent:
+        per_user = rows.group_by("user_id").len()
+        n = rows.select("user_id").join(per_user, on="user_id", how="left")["len"].to_numpy()
+        weight = weight / n.astype(np.float64) ** user_weight_exponent
     counts = np.zeros((n_ages + 1, n_genders + 1, n_items))
     np.add.at(counts, (rows["_a"].to_numpy(), rows["_g"].to_numpy(), rows["_i"].to_numpy()), weight)
     if neighbour_weight:

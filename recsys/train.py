@@ -203,6 +203,7 @@ def _set_cold_start_prior(model: TwoTowerModel, train: RecsysData, vocab: Vocabu
     log_prior = demographic_log_prior(
         train, vocab, rating_weight_offset=cfg.rating_weight_offset,
         shrinkage=cfg.prior_shrinkage, neighbour_weight=cfg.prior_neighbour_weight,
+        user_weight_exponent=cfg.prior_user_weight_exponent,
     )
     table = np.zeros((len(vocab.item_ids) + 1, log_prior.shape[0]), dtype=np.float32)
     # The item lookup puts vocab.item_ids[i] at row i + 1; row 0 (an unknown item) stays 0.
