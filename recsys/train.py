@@ -242,46 +242,41 @@ def train_and_evaluate(data: RecsysData, cfg: TrainConfig, show_progress: bool =
     history: list[dict] = []
     groups = []
 
-    def run_baseline(baseline, protocol):
-        result = evaluate(baseline, protocol, cfg.k)
-        baselines.setdefault(baseline.name, {}).update(_prefixed(protocol.name, result.metrics))
+    def run_protocol(name: str, split, baseline_models) -> TwoTowerRecommender:
+        """Fit on the split's training side, then score the model and the baselines on it."""
+        t = time.perf_counter()
+        protocol = build_protocol(name, split, cfg.relevant_min_rating)
+        recommender, rows = fit_two_tower(split.train, cfg, show_progress, stage=name)
+        history.extend(rows)
+        evaluation = evaluate(recommender, protocol, cfg.k)
+        metrics.update(_prefixed(name, evaluation.metrics))
+        groups.append(ndcg_by_group(protocol, evaluation, cfg.k))
+        for baseline in baseline_models:
+            result = evaluate(baseline.fit(split.train), protocol, cfg.k)
+            baselines.setdefault(baseline.name, {}).update(_prefixed(name, result.metrics))
+        metrics[f"seconds.{name}"] = time.perf_counter() - t
+        return recommender
 
-    # 1. Cold start.
-    t = time.perf_counter()
-    cold = cold_start_split(data, cfg.holdout_share, random_state=cfg.seed)
-    protocol = build_protocol(COLD, cold, cfg.relevant_min_rating)
-    recommender, rows = fit_two_tower(cold.train, cfg, show_progress, stage=COLD)
-    history += rows
-    evaluation = evaluate(recommender, protocol, cfg.k)
-    metrics.update(_prefixed(COLD, evaluation.metrics))
-    groups.append(ndcg_by_group(protocol, evaluation, cfg.k))
-    for baseline in (Popularity(), DemographicPopularity()):
-        run_baseline(baseline.fit(cold.train), protocol)
-    metrics["seconds.cold"] = time.perf_counter() - t
-
-    # 2. Warm.
-    t = time.perf_counter()
-    warm = warm_split(data, cfg.holdout_share)
-    protocol = build_protocol(WARM, warm, cfg.relevant_min_rating)
-    recommender, rows = fit_two_tower(warm.train, cfg, show_progress, stage=WARM)
-    history += rows
-    evaluation = evaluate(recommender, protocol, cfg.k)
-    metrics.update(_prefixed(WARM, evaluation.metrics))
-    groups.append(ndcg_by_group(protocol, evaluation, cfg.k))
+    # 1. Cold start: new visitors, judged from demographics alone.
+    run_protocol(
+        COLD, cold_start_split(data, cfg.holdout_share, random_state=cfg.seed),
+        (Popularity(), DemographicPopularity()),
+    )
+    # 2. Warm: every user's later ratings, with ALS as the collaborative-filtering baseline.
     als = ImplicitALS(
         factors=cfg.als_factors, regularization=cfg.als_regularization,
         iterations=cfg.als_iterations, alpha=cfg.als_alpha, random_state=cfg.seed,
     )
-    for baseline in (Popularity(), DemographicPopularity(), als):
-        run_baseline(baseline.fit(warm.train), protocol)
-    metrics["seconds.warm"] = time.perf_counter() - t
+    recommender = run_protocol(
+        WARM, warm_split(data, cfg.holdout_share), (Popularity(), DemographicPopularity(), als)
+    )
 
     # 3. The model to export.
     trained_on = "warm_split"
     if cfg.refit_on_all_data:
         t = time.perf_counter()
         recommender, rows = fit_two_tower(data, cfg, show_progress, stage="final")
-        history += rows
+        history.extend(rows)
         trained_on = "all"
         metrics["seconds.refit"] = time.perf_counter() - t
     metrics["seconds.total"] = time.perf_counter() - started
