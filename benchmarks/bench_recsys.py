@@ -94,18 +94,9 @@ class _WidePriorAlone:
         )
 
     def score(self, users: pl.DataFrame, use_history: bool = False) -> np.ndarray:
-        from recsys.features import user_features
-        from recsys.prior import group_index
+        from recsys.prior import user_groups
 
-        features = user_features(users)
-        ages = {a: i + 1 for i, a in enumerate(self.vocab.age_bands)}
-        genders = {g: i + 1 for i, g in enumerate(self.vocab.genders)}
-        rows = group_index(
-            np.array([ages.get(a, 0) for a in features["age_band"]]),
-            np.array([genders.get(g, 0) for g in features["gender"]]),
-            len(self.vocab.genders),
-        )
-        return self.log_prior[rows]
+        return self.log_prior[user_groups(users, self.vocab)]
 
 
 def _wide_prior_alone(data: RecsysData, cfg) -> dict[str, float]:

@@ -22,6 +22,23 @@ def group_index(age_index: np.ndarray, gender_index: np.ndarray, n_genders: int)
     return age_index * (n_genders + 1) + gender_index
 
 
+def _demographic_indices(users: pl.DataFrame, vocab: Vocabularies) -> tuple[np.ndarray, np.ndarray]:
+    """Per user: age band and gender positions in ``vocab``, plus 1 (0 = unknown)."""
+    features = user_features(users)
+    age_of = {a: i + 1 for i, a in enumerate(vocab.age_bands)}
+    gender_of = {g: i + 1 for i, g in enumerate(vocab.genders)}
+    return (
+        np.array([age_of.get(a, 0) for a in features["age_band"].tolist()], dtype=np.int64),
+        np.array([gender_of.get(g, 0) for g in features["gender"].tolist()], dtype=np.int64),
+    )
+
+
+def user_groups(users: pl.DataFrame, vocab: Vocabularies) -> np.ndarray:
+    """Per user: the row of ``demographic_log_prior``'s table that holds their group."""
+    age_index, gender_index = _demographic_indices(users, vocab)
+    return group_index(age_index, gender_index, len(vocab.genders))
+
+
 def demographic_log_prior(
     train: RecsysData,
     vocab: Vocabularies,
@@ -42,14 +59,8 @@ def demographic_log_prior(
     prolific raters'.
     """
     n_ages, n_genders, n_items = len(vocab.age_bands), len(vocab.genders), train.items.height
-    features = user_features(train.users)
-    age_of = {a: i + 1 for i, a in enumerate(vocab.age_bands)}
-    gender_of = {g: i + 1 for i, g in enumerate(vocab.genders)}
-    users = pl.DataFrame({
-        "user_id": train.users["user_id"],
-        "_a": [age_of.get(a, 0) for a in features["age_band"].tolist()],
-        "_g": [gender_of.get(g, 0) for g in features["gender"].tolist()],
-    })
+    age_index, gender_index = _demographic_indices(train.users, vocab)
+    users = pl.DataFrame({"user_id": train.users["user_id"], "_a": age_index, "_g": gender_index})
     positions = pl.DataFrame({"item_id": train.items["item_id"], "_i": np.arange(n_items)})
     rows = train.interactions.join(users, on="user_id").join(positions, on="item_id")
     weight = np.ones(rows.height)
