@@ -64,6 +64,9 @@ def export_bundle(result, out_dir: str | Path, version: str) -> Path:
         "version": version,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "dim": int(item_vectors.shape[1]),
+        # The leading dimensions carry taste; then the item bias and the demographic prior's
+        # columns (see recsys.towers), which item-to-item similarity must leave out.
+        "taste_dims": int(result.config.tower.output_dim),
         "n_items": int(item_vectors.shape[0]),
         "n_users": int(user_vectors.shape[0]),
         "trained_on": result.model_trained_on,
