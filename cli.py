@@ -362,8 +362,7 @@ def show_selfie_recommendations(result, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({
             "photo": result.photo, "other_faces": result.other_faces,
-            "faces": [{**face, "model_version": rec.model_version, "items": rec.items.to_dicts()}
-                      for face, rec in zip(result.faces, result.lists)],
+            "faces": [{**face, **rec.to_list().to_dict()} for face, rec in zip(result.faces, result.lists)],
         }))
         return
     for number, (face, rec) in enumerate(zip(result.faces, result.lists), start=1):
@@ -377,18 +376,18 @@ def show_selfie_recommendations(result, as_json: bool) -> None:
         )
         if face["low_quality"]:
             click.secho(f"  low confidence: {', '.join(face['quality_issues'])}; a sharper, closer photo gives a better estimate", fg="yellow")
-        print_table(rec.items, f"Top {rec.items.height} for age band {face['age_band']}, gender {gender} (model v{rec.model_version})")
+        print_table(rec.items.drop("because"), f"Top {rec.items.height} for age band {face['age_band']}, gender {gender} (model v{rec.model_version})")
     if result.other_faces:
         click.echo(f"{result.other_faces} other face(s) in the photo were not used; --all-faces gives each a list")
 
 
-def show_recommendations(result, as_json: bool, extra: dict | None = None) -> None:
+def show_recommendations(result, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"model_version": result.model_version, "for": result.basis, **(extra or {}),
-                               "items": result.items.to_dicts()}))
+        click.echo(json.dumps(result.to_list().to_dict()))
         return
     who = ", ".join(f"{k}: {v}" for k, v in result.basis.items() if k != "kind")
-    print_table(result.items, f"Top {result.items.height} for {who} (model v{result.model_version})")
+    print_table(result.items.drop("because") if result.items["because"].list.len().sum() == 0 else result.items,
+                f"Top {result.items.height} for {who} (model v{result.model_version})")
 
 
 # ---------------------------------------------------------------- profile

@@ -13,7 +13,9 @@ import numpy as np
 import polars as pl
 
 from pipelines.errors import BrokenBundle, UnknownUserId
+from pipelines.schemas import Basis, RecommendationList, RecommendedItem
 from recsys.age_bands import age_band
+from recsys.personalize import History, recommend_with_history, taste_dimensions
 from recsys.serving import InvalidBundle, ServingBundle
 from warehouse.catalog import read_items
 from warehouse.connection import connected
@@ -23,8 +25,16 @@ from warehouse.model_versions import ModelVersion, get_version, require_champion
 @dataclass(frozen=True)
 class Recommendations:
     model_version: int
-    basis: dict  # who the list is for: {"kind": "known_user"|"demographics", ...}
-    items: pl.DataFrame  # rank, item_id, title, genres, score
+    basis: dict  # who the list is for: {"kind": "known_user"|"demographics"|"session", ...}
+    items: pl.DataFrame  # rank, item_id, title, year, genres, score, reason, because
+
+    def to_list(self) -> RecommendationList:
+        """The shared JSON shape (pipelines.schemas), as the CLI's --json and the API give it."""
+        return RecommendationList(
+            model_version=self.model_version,
+            basis=Basis(**self.basis),
+            items=[RecommendedItem(**row) for row in self.items.to_dicts()],
+        )
 
 
 def recommend_for_demographics(
@@ -100,10 +110,38 @@ def _version(conn, version: int | None) -> ModelVersion:
 
 
 def _result(bundle, chosen, basis, vector, items: pl.DataFrame, k: int, exclude) -> Recommendations:
-    ids, scores = bundle.recommend(vector, k=k, exclude=exclude)
-    keep = ids[0] >= 0
-    ranked = pl.DataFrame(
-        {"rank": np.arange(1, keep.sum() + 1), "item_id": ids[0][keep], "score": scores[0][keep].astype(np.float64)}
+    seen = tuple(np.flatnonzero(exclude).tolist()) if exclude is not None else ()
+    return rank(bundle, items, chosen.version, basis, vector, History(seen=seen), k=k,
+                known_user=basis["kind"] == "known_user")
+
+
+def rank(
+    bundle: ServingBundle,
+    items: pl.DataFrame,
+    model_version: int,
+    basis: dict,
+    vector: np.ndarray,
+    history: History,
+    *,
+    k: int,
+    known_user: bool,
+    blocked: np.ndarray | None = None,
+) -> Recommendations:
+    """The one ranking step behind every single-person list (CLI and service alike)."""
+    ranked = recommend_with_history(
+        bundle.item_vectors, vector, history, k=k, known_user=known_user,
+        taste_dims=taste_dimensions(bundle.manifest, bundle.item_vectors.shape[1]), blocked=blocked,
     )
-    table = ranked.join(items.select("item_id", "title", "genres"), on="item_id", how="left", maintain_order="left")
-    return Recommendations(chosen.version, basis, table.select("rank", "item_id", "title", "genres", "score"))
+    ids = bundle.item_ids
+    table = pl.DataFrame(
+        {
+            "rank": np.arange(1, len(ranked.indices) + 1, dtype=np.int64),
+            "item_id": ids[ranked.indices].astype(np.int64),
+            "score": ranked.scores.astype(np.float64),
+            "reason": ranked.reasons,
+            "because": [[int(ids[i]) for i in b] for b in ranked.because],
+        },
+        schema={"rank": pl.Int64, "item_id": pl.Int64, "score": pl.Float64, "reason": pl.Utf8, "because": pl.List(pl.Int64)},
+    )
+    table = table.join(items.select("item_id", "title", "year", "genres"), on="item_id", how="left", maintain_order="left")
+    return Recommendations(model_version, basis, table.select("rank", "item_id", "title", "year", "genres", "score", "reason", "because"))

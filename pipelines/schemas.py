@@ -1,0 +1,53 @@
+"""The JSON shape of a recommendation list: one definition for the CLI, the API and MLflow.
+
+Plain dataclasses, so the CLI's serving path does not pay for pydantic's import; the HTTP
+service hands the same classes to FastAPI as response models (pydantic reads dataclasses),
+so its OpenAPI schema documents exactly what the CLI's `--json` prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Optional
+
+Reason = Literal["personal_history", "demographic", "liked_items"]
+
+
+@dataclass
+class RecommendedItem:
+    rank: int
+    item_id: int
+    title: str
+    year: Optional[int]
+    genres: list[str]
+    score: float
+    # Why the item is in the list: the person's own history, people of their age band and
+    # gender, or items they liked (listed in `because`).
+    reason: Reason
+    because: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Basis:
+    """Who the list is for and what it was computed from."""
+
+    kind: Literal["known_user", "demographics", "session"]
+    user_id: Optional[int] = None
+    session_id: Optional[str] = None
+    age_band: Optional[str] = None
+    gender: Optional[str] = None
+    occupation: Optional[str] = None
+    n_liked: int = 0
+    n_disliked: int = 0
+    n_seen: int = 0
+    note: Optional[str] = None
+
+
+@dataclass
+class RecommendationList:
+    model_version: int
+    basis: Basis
+    items: list[RecommendedItem]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
