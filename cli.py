@@ -507,6 +507,78 @@ def batch_score(audience, out, k, campaign, model_version, exclude_items, only_i
     click.echo(f"results: {summary.output_path}")
 
 
+# ---------------------------------------------------------------- the service and its events
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes (each holds the model).")
+@click.option("--admin-token", envvar="RECSYS_ADMIN_TOKEN", help="Bearer token for the admin routes (env RECSYS_ADMIN_TOKEN); without one they are off.")
+@home_option
+def serve(host: str, port: int, workers: int, admin_token: str | None, home: Path, lock_timeout: float) -> None:
+    """Run the HTTP API (and the page) on uvicorn: lists, selfies, events, metrics.
+
+    Interactive docs at /docs, the OpenAPI schema at /openapi.json, Prometheus metrics at
+    /metrics. A new champion (`models promote`, or a `train` that promotes) is served within
+    a few seconds, without a restart.
+
+    Example:
+
+    \b
+        python cli.py serve --port 8000
+        curl -s localhost:8000/v1/recommendations -H 'content-type: application/json' -d '{"age": 30, "gender": "F"}'
+    """
+    import os
+    import tempfile
+
+    import uvicorn
+
+    os.environ["RECSYS_HOME"] = str(Path(home).resolve())
+    if admin_token:
+        os.environ["RECSYS_ADMIN_TOKEN"] = admin_token
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="recsys-metrics-")
+    uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
+
+
+@cli.group(cls=Group)
+def events() -> None:
+    """Events the service recorded (likes, views, ratings) and erasures it was asked for.
+
+    Example:
+
+    \b
+        python cli.py events merge
+    """
+
+
+@events.command("merge")
+@home_option
+@json_option
+def events_merge(home: Path, lock_timeout: float, as_json: bool) -> None:
+    """Copy what the service landed into the warehouse (train does this by itself first).
+
+    Example:
+
+    \b
+        python cli.py events merge --json
+    """
+    from dataclasses import asdict
+
+    from pipelines.events import merge_events
+
+    summary = merge_events(home, lock_timeout_s=lock_timeout)
+    if as_json:
+        click.echo(json.dumps(asdict(summary) if summary else {"n_events": 0, "n_interactions": 0, "erasures": []}))
+    elif summary is None:
+        click.echo("no events have landed in this home")
+    else:
+        click.echo(f"merged {summary.n_events:,} events ({summary.n_interactions:,} became interactions); "
+                   f"{len(summary.erasures)} erasure(s) applied")
+
+
 # ---------------------------------------------------------------- rendering
 
 

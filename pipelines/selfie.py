@@ -26,11 +26,12 @@ class SelfieRecommendations:
     lists: list[Recommendations]  # one per face, in the order of ``faces``
 
 
-def profile_faces(photo: Path, *, all_faces: bool = False):
+def profile_faces(photo: Path | bytes, *, all_faces: bool = False):
+    """What the camera sees in a photo (a path, or the bytes of an upload, kept in memory)."""
     try:
         return default_profiler().profile(photo, all_faces=all_faces)
     except _PHOTO_ERRORS as e:
-        raise PhotoError(f"{photo}: {_explain(e)}") from e
+        raise PhotoError(f"{'the photo' if isinstance(photo, bytes) else photo}: {_explain(e)}") from e
 
 
 def _explain(error: Exception) -> str:

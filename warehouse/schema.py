@@ -87,6 +87,39 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "create_events_and_erasures",
+        """
+        -- Events from the HTTP service, merged from its landing file (warehouse.landing).
+        CREATE TABLE events (
+            event_id BIGINT PRIMARY KEY,    -- the landing file's id
+            user_id BIGINT,
+            session_id VARCHAR,
+            item_id BIGINT NOT NULL,
+            type VARCHAR NOT NULL CHECK (type IN ('view', 'click', 'like', 'dislike', 'rating')),
+            value REAL,
+            timestamp BIGINT NOT NULL,
+            received_at TIMESTAMP NOT NULL
+        );
+        -- One row per merge: landing events up to merged_up_to are in the warehouse.
+        CREATE TABLE event_merges (
+            merged_up_to BIGINT NOT NULL,
+            n_events BIGINT NOT NULL,
+            n_interactions BIGINT NOT NULL,
+            merged_at TIMESTAMP NOT NULL
+        );
+        -- Audit of erasures (DELETE /v1/users/{id}, /v1/sessions/{id}): who, when, what went.
+        CREATE TABLE erasures (
+            subject VARCHAR NOT NULL CHECK (subject IN ('user', 'session')),
+            subject_id VARCHAR NOT NULL,
+            requested_at TIMESTAMP NOT NULL,
+            applied_at TIMESTAMP NOT NULL,
+            n_events BIGINT NOT NULL,
+            n_interactions BIGINT NOT NULL,
+            n_batch_results BIGINT NOT NULL
+        );
+        """,
+    ),
 )
 
 

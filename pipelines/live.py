@@ -1,0 +1,309 @@
+"""Recommendations for a long-running process: the champion and the catalog held in memory,
+what people do read from the event landing, a new champion swapped in without a restart.
+
+The HTTP service builds one ``LiveRecommender`` per worker process. Requests never open the
+DuckDB file (another process may hold its write lock for minutes); only a reload does,
+briefly and read-only, and a reload that meets a lock keeps the snapshot it has and tries
+again on the next tick. The snapshot is immutable and replaced by one reference
+assignment, so a request sees one model version from start to end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import polars as pl
+
+from pipelines.errors import InputError, UnknownUserId
+from pipelines.events import erase, merge_events
+from pipelines.recommend import Recommendations, load_bundle, rank
+from pipelines.rules import CampaignRules, blocked_items
+from recsys.age_bands import age_band
+from recsys.personalize import History
+from recsys.serving import ServingBundle
+from warehouse.catalog import current_snapshot, read_items
+from warehouse.connection import connected, warehouse_path
+from warehouse.errors import LockedWarehouse, WarehouseError
+from warehouse.events import merged_up_to
+from warehouse.landing import Event, Landing, StoredEvent
+from warehouse.model_versions import ModelVersion, require_champion
+
+log = logging.getLogger(__name__)
+
+# A rating counts as a like at or above this share of the dataset's top rating (4 of 5 on
+# MovieLens), as a dislike at or below the other.
+LIKE_SHARE, DISLIKE_SHARE = 0.8, 0.4
+
+
+class UnknownItem(InputError):
+    pass
+
+
+class ItemNotFound(UnknownItem):
+    """An item asked for by id (a path, not a field of a request body)."""
+
+
+class ErasedUser(InputError):
+    pass
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """Everything a single list can be asked for (the API's body, the CLI's options)."""
+
+    user_id: Optional[int] = None
+    session_id: Optional[str] = None
+    age: Optional[float] = None
+    gender: Optional[str] = None
+    occupation: Optional[str] = None
+    liked_items: tuple[int, ...] = ()
+    disliked_items: tuple[int, ...] = ()
+    k: int = 10
+    exclude_items: tuple[int, ...] = ()
+    only_items: Optional[tuple[int, ...]] = None
+    genres: Optional[tuple[str, ...]] = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent view: a model version, its bundle, the catalog and users' histories."""
+
+    version: ModelVersion
+    bundle: ServingBundle
+    items: pl.DataFrame
+    item_index: dict[int, int]  # item id -> row in the bundle
+    users: dict[int, tuple]  # user id -> (age, gender, occupation)
+    seen: dict[int, np.ndarray]  # user id -> bundle rows of items in their warehouse history
+    popularity: pl.DataFrame  # item_id, n_interactions: the catalog's order for pickers
+    top_rating: float
+    merged_up_to: int  # landing events up to this id are in ``seen`` already
+    data_snapshot: Optional[str]
+    loaded_at: float = field(default_factory=time.time)
+
+
+def load_snapshot(home: Path, *, lock_timeout_s: float) -> Snapshot:
+    with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
+        version = require_champion(conn)
+        items = read_items(conn)
+        users = conn.sql("SELECT user_id, age, gender, occupation FROM users").fetchall()
+        history = conn.sql("SELECT user_id, item_id FROM interactions").pl()
+        top = conn.sql("SELECT coalesce(max(rating), 1) FROM interactions").fetchall()[0][0]
+        watermark = merged_up_to(conn)
+        data_snapshot = current_snapshot(conn)
+    bundle = load_bundle(version)
+    item_index = {int(i): row for row, i in enumerate(bundle.item_ids)}
+    rows = history.with_columns(
+        pl.col("item_id").replace_strict(item_index, default=-1, return_dtype=pl.Int64).alias("row")
+    ).filter(pl.col("row") >= 0)
+    seen = {
+        int(user): np.unique(group["row"].to_numpy())
+        for (user,), group in rows.group_by("user_id")
+    } if rows.height else {}
+    counts = history.group_by("item_id").len("n_interactions")
+    popularity = (items.join(counts, on="item_id", how="left")
+                  .with_columns(pl.col("n_interactions").fill_null(0).cast(pl.Int64))
+                  .sort(["n_interactions", "item_id"], descending=[True, False]))
+    return Snapshot(
+        version=version, bundle=bundle, items=items, item_index=item_index, popularity=popularity,
+        users={int(u): (a, g, o) for u, a, g, o in users}, seen=seen, top_rating=float(top),
+        merged_up_to=int(watermark), data_snapshot=data_snapshot,
+    )
+
+
+def _warehouse_stamp(home: Path) -> tuple:
+    stamp = []
+    for path in (warehouse_path(home), Path(str(warehouse_path(home)) + ".wal")):
+        try:
+            st = os.stat(path)
+            stamp.append((st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
+class LiveRecommender:
+    """Lists from the in-memory snapshot plus what landed since; events in, durably."""
+
+    def __init__(self, home: Path, landing: Landing):
+        self.home = Path(home)
+        self.landing = landing
+        self.snapshot: Optional[Snapshot] = None
+        self.last_error: Optional[str] = None
+        self._stamp: Optional[tuple] = None
+        self._warehouse_lock = threading.Lock()  # one DuckDB open at a time in this process
+        self._erased: set[int] = landing.erased_users()
+
+    # ------------------------------------------------------------------ reload
+
+    def reload(self, *, force: bool = False, lock_timeout_s: float = 0.0) -> bool:
+        """Loads a new snapshot if the warehouse changed (or when forced); True if swapped.
+
+        A locked or not-yet-ready warehouse leaves the current snapshot serving.
+        """
+        with self._warehouse_lock:
+            stamp = _warehouse_stamp(self.home)
+            if not force and stamp == self._stamp and self.snapshot is not None:
+                return False
+            try:
+                new = load_snapshot(self.home, lock_timeout_s=lock_timeout_s)
+            except LockedWarehouse as e:
+                self.last_error = str(e)
+                return False
+            except (WarehouseError, InputError, Exception) as e:  # noqa: BLE001 - a reload must not kill the service
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.warning("reload failed: %s", self.last_error)
+                self._stamp = stamp
+                return False
+            self._stamp = stamp
+            self._erased = self.landing.erased_users() | self._erased
+            old = self.snapshot
+            changed = old is None or (old.version.version, old.data_snapshot, old.merged_up_to) != (
+                new.version.version, new.data_snapshot, new.merged_up_to)
+            if changed or force:
+                self.snapshot = new  # one reference assignment: requests see old or new, never a mix
+                self.last_error = None
+                log.info("serving model v%s (data %s)", new.version.version, new.data_snapshot)
+            return changed
+
+    def require_snapshot(self) -> Snapshot:
+        snapshot = self.snapshot
+        if snapshot is None:
+            raise NotReady(self.last_error or "the service is still loading the model")
+        return snapshot
+
+    # ------------------------------------------------------------------ events
+
+    def validate_events(self, events: list[Event]) -> None:
+        snapshot = self.require_snapshot()
+        for number, e in enumerate(events):
+            if e.item_id not in snapshot.item_index:
+                raise UnknownItem(f"events[{number}].item_id: item {e.item_id} is not in the catalog")
+            if e.user_id is not None and e.user_id not in snapshot.users:
+                raise UnknownUserId(
+                    f"events[{number}].user_id: user {e.user_id} is not in the warehouse; "
+                    "send anonymous visitors' events with a session_id")
+            if e.user_id is not None and e.user_id in self._erased:
+                raise ErasedUser(f"events[{number}].user_id: user {e.user_id} was erased")
+
+    def record(self, events: list[Event]) -> list[int]:
+        self.validate_events(events)
+        return self.landing.append(events)
+
+    def merge(self, *, lock_timeout_s: float = 0.0):
+        """Merges landed events and erasures into the warehouse if it is free; None if not."""
+        with self._warehouse_lock:
+            try:
+                return merge_events(self.home, lock_timeout_s=lock_timeout_s, landing=self.landing)
+            except LockedWarehouse:
+                return None
+
+    def forget(self, subject: str, subject_id: str, *, lock_timeout_s: float = 0.5) -> dict:
+        """Erases a user or a session (see pipelines.events.erase)."""
+        if subject == "user":
+            self._erased.add(int(subject_id))
+        with self._warehouse_lock:
+            return erase(self.home, subject, subject_id, landing=self.landing, lock_timeout_s=lock_timeout_s)
+
+    # ------------------------------------------------------------------ catalog
+
+    def item(self, item_id: int) -> dict:
+        found = self.require_snapshot().popularity.filter(pl.col("item_id") == item_id)
+        if found.height == 0:
+            raise ItemNotFound(f"item {item_id} is not in the catalog")
+        return _item_record(found.row(0, named=True))
+
+    def search_items(self, *, search: str | None, genre: str | None, limit: int) -> tuple[list[dict], int]:
+        """Items whose title contains ``search`` (any case) and that have ``genre``, most popular first."""
+        frame = self.require_snapshot().popularity
+        if search:
+            frame = frame.filter(pl.col("title").str.to_lowercase().str.contains(search.lower(), literal=True))
+        if genre:
+            frame = frame.filter(pl.col("genres").list.contains(genre))
+        return [_item_record(row) for row in frame.head(limit).iter_rows(named=True)], frame.height
+
+    # ------------------------------------------------------------------ lists
+
+    def recommend(self, request: ListRequest) -> Recommendations:
+        snapshot = self.require_snapshot()
+        bundle = snapshot.bundle
+        for name, ids in (("liked_items", request.liked_items), ("disliked_items", request.disliked_items),
+                          ("exclude_items", request.exclude_items)):
+            unknown = [i for i in ids if i not in snapshot.item_index]
+            if unknown:
+                raise UnknownItem(f"{name}: items not in the catalog: {unknown[:10]}")
+        landed: list[StoredEvent] = []
+        if request.user_id is not None:
+            if request.user_id in self._erased:
+                raise ErasedUser(f"user {request.user_id} was erased")
+            landed = self.landing.events_of(user_id=request.user_id, after_id=0)
+        elif request.session_id is not None:
+            landed = self.landing.events_of(session_id=request.session_id)
+        liked, disliked, seen = self._history(snapshot, request, landed)
+        basis: dict
+        known = False
+        if request.user_id is not None:
+            user = snapshot.users.get(request.user_id)
+            if bundle.has_user(request.user_id):
+                vector, known = bundle.vector_for_user(request.user_id), True
+                basis = {"kind": "known_user", "user_id": request.user_id}
+            elif user is not None:
+                age, gender, occupation = user
+                vector = bundle.vector_for_demographics(age=age, gender=gender, occupation=occupation)
+                basis = {"kind": "demographics", "user_id": request.user_id,
+                         "note": f"user {request.user_id} joined after model v{snapshot.version.version} was trained"}
+            else:
+                raise UnknownUserId(f"user {request.user_id} is not in the warehouse or model "
+                                    f"v{snapshot.version.version}; for a new person send age and gender")
+        else:
+            vector = bundle.vector_for_demographics(age=request.age, gender=request.gender, occupation=request.occupation)
+            basis = {"kind": "session" if request.session_id is not None else "demographics",
+                     "session_id": request.session_id,
+                     "age_band": age_band(request.age) if request.age is not None else "unknown",
+                     "gender": request.gender or "unknown", "occupation": request.occupation or "unknown"}
+        basis.update(n_liked=len(liked), n_disliked=len(disliked), n_seen=len(seen))
+        rules = CampaignRules(
+            exclude_items=frozenset(request.exclude_items),
+            only_items=frozenset(request.only_items) if request.only_items is not None else None,
+            genres=frozenset(request.genres) if request.genres is not None else None,
+        )
+        blocked = None
+        if rules.exclude_items or rules.only_items is not None or rules.genres is not None:
+            blocked = blocked_items(rules, bundle.item_ids, snapshot.items)
+        history = History(liked=tuple(liked), disliked=tuple(disliked), seen=tuple(seen))
+        return rank(bundle, snapshot.items, snapshot.version.version, basis, vector, history,
+                    k=request.k, known_user=known, blocked=blocked)
+
+    def _history(self, snapshot: Snapshot, request: ListRequest, landed: list[StoredEvent]):
+        index = snapshot.item_index
+        liked = dict.fromkeys(index[i] for i in request.liked_items)
+        disliked = dict.fromkeys(index[i] for i in request.disliked_items)
+        seen: dict[int, None] = {}
+        if request.user_id is not None and request.user_id in snapshot.seen:
+            seen.update(dict.fromkeys(snapshot.seen[request.user_id].tolist()))
+        for e in landed:
+            row = index.get(e.item_id)
+            if row is None:
+                continue
+            seen[row] = None
+            if e.type == "like" or (e.type == "rating" and e.value is not None and e.value >= LIKE_SHARE * snapshot.top_rating):
+                liked[row] = None
+                disliked.pop(row, None)
+            elif e.type == "dislike" or (e.type == "rating" and e.value is not None and e.value <= DISLIKE_SHARE * snapshot.top_rating):
+                disliked[row] = None
+                liked.pop(row, None)
+        return list(liked), list(disliked), [r for r in seen if r not in liked and r not in disliked]
+
+
+def _item_record(row: dict) -> dict:
+    return {k: row[k] for k in ("item_id", "title", "year", "genres", "n_interactions")}
+
+
+class NotReady(WarehouseError):
+    """The service has no model to serve yet (no champion, or the warehouse is not readable)."""

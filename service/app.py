@@ -1,0 +1,91 @@
+"""The FastAPI application: routers under /v1, JSON errors, metrics, and a background thread
+that swaps in a new champion and merges events when the warehouse is free.
+
+    uvicorn --factory service.app:create_app    (what `python cli.py serve` runs)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+
+from pipelines.live import LiveRecommender
+from service import errors, metrics
+from service.routes import admin, catalog, events, health, recommendations
+from service.settings import Settings
+from warehouse.landing import Landing
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+MERGE_INTERVAL_S = 60.0
+API_VERSION = "1"
+
+
+def _maintain(live: LiveRecommender, settings: Settings, stop: threading.Event) -> None:
+    """Every tick: reload if the warehouse changed; now and then: merge what landed."""
+    next_merge = time.monotonic() + MERGE_INTERVAL_S
+    while not stop.wait(settings.reload_interval_s):
+        try:
+            if live.reload():
+                metrics.MODEL_VERSION.set(live.snapshot.version.version)
+            if time.monotonic() >= next_merge:
+                next_merge = time.monotonic() + MERGE_INTERVAL_S
+                live.merge()
+        except Exception:  # noqa: BLE001 - the loop must outlive any one failure
+            log.exception("background maintenance failed; trying again")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_environment()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        landing = Landing(settings.home)
+        live = LiveRecommender(settings.home, landing)
+        live.reload(lock_timeout_s=1.0)  # ready at once when the warehouse is free; else the thread retries
+        if live.snapshot is not None:
+            metrics.MODEL_VERSION.set(live.snapshot.version.version)
+        app.state.live, app.state.settings = live, settings
+        stop = threading.Event()
+        worker = threading.Thread(target=_maintain, args=(live, settings, stop), name="recsys-maintain", daemon=True)
+        worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            worker.join(timeout=5)
+            landing.close()
+
+    app = FastAPI(
+        title="selfie-recsys",
+        version=API_VERSION,
+        summary="Recommendations for people it has never seen, and for those it knows; events in, lists out.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            metrics.REQUESTS.labels(path, request.method, str(status)).inc()
+            metrics.LATENCY.labels(path).observe(time.perf_counter() - started)
+
+    for module in (recommendations, events, catalog, admin, health):
+        app.include_router(module.router)
+    if (STATIC / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
+    return app

@@ -1,0 +1,25 @@
+import pytest
+from fastapi.testclient import TestClient
+
+from serving_fixtures import make_home
+from service.app import create_app
+from service.settings import Settings
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@pytest.fixture
+def home(tmp_path):
+    return make_home(tmp_path / "home")
+
+
+@pytest.fixture
+def client(home):
+    app = create_app(Settings(home=home, admin_token=ADMIN_TOKEN, reload_interval_s=0.2))
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def admin():
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
