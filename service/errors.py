@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 ERROR_RESPONSES = {
     status: {"model": ErrorOut, "description": description}
     for status, description in (
-        (404, "Unknown user or item"), (410, "The user was erased"), (413, "Upload too large"),
+        (400, "The body could not be parsed"), (404, "Unknown user or item"), (410, "The user was erased"), (413, "Upload too large"),
         (415, "Not a JPEG, PNG or WebP image"), (422, "Invalid request: the detail names the field"),
         (503, "No model loaded yet, or the warehouse is busy"),
     )
@@ -31,8 +31,8 @@ _HTTP_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 40
                422: "invalid_request"}
 
 
-def _error(status: int, error: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+def _error(status: int, error: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
 def _field(loc) -> str:
@@ -47,7 +47,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), str(exc.detail))
+        # Headers matter: 405 carries Allow, 401 carries WWW-Authenticate.
+        return _error(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), str(exc.detail), exc.headers)
 
     @app.exception_handler(UploadRejected)
     async def upload(request: Request, exc: UploadRejected):

@@ -10,9 +10,13 @@ from starlette.concurrency import run_in_threadpool
 
 from service.deps import AdminDep, LiveDep
 from service.errors import ERROR_RESPONSES
+from service.schemas import ErrorOut
 from service.schemas import ErasureOut, Id, ReloadOut, SessionId
 
-router = APIRouter(prefix="/v1", tags=["admin"])
+router = APIRouter(prefix="/v1", tags=["admin"], responses={
+    401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
+    404: {"model": ErrorOut, "description": "Admin routes are off (no RECSYS_ADMIN_TOKEN)"},
+})
 
 
 @router.post("/admin/reload", response_model=ReloadOut, responses=ERROR_RESPONSES)
