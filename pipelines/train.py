@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.errors import InputError
+from pipelines.events import merge_events
 from warehouse.catalog import current_snapshot, read_dataset
 from warehouse.connection import connected
 from warehouse.model_versions import champion, record_version
@@ -35,6 +36,9 @@ class TrainOutcome:
 
 def train(home: Path, config, *, force_promote: bool, show_progress: bool, lock_timeout_s: float) -> TrainOutcome:
     started = time.perf_counter()
+    # What the service landed (likes, ratings, erasures) joins the data first, so this run
+    # learns from it and never from someone who asked to be forgotten.
+    merge_events(home, lock_timeout_s=lock_timeout_s)
     # Read first: a missing or empty warehouse fails before seconds of TensorFlow imports.
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         dataset = read_dataset(conn)
