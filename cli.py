@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +32,21 @@ class Group(click.Group):
             return super().invoke(ctx)
         except USER_ERRORS as e:
             raise click.ClickException(str(e)) from e
+        except BaseException as e:
+            if type(e).__name__ != "Terminated":  # pipelines.fileio.Terminated, not imported for --help
+                raise
+            click.echo("Error: terminated (SIGTERM); temporary files were removed", err=True)
+            ctx.exit(143)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan (which compares false with both bounds) and inf."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number is not None and not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def home_option(f):
@@ -72,6 +89,10 @@ def cli(verbose: int) -> None:
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if os.environ.get("RECSYS_FAULT_POINT"):  # for the fault-injection tests only
+        from pipelines.fileio import arm_fault_point
+
+        arm_fault_point(os.environ["RECSYS_FAULT_POINT"])
 
 
 # ---------------------------------------------------------------- ingest
@@ -93,9 +114,10 @@ def ingest() -> None:
 @ingest.command("movielens")
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--download", type=click.Choice(["100k", "1m"]), help="Fetch this release from GroupLens (MD5-checked).")
+@click.option("--allow-partial", is_flag=True, help="Load a copy with fewer users, items or ratings than the release declares.")
 @home_option
 @json_option
-def ingest_movielens_command(path: Path | None, download: str | None, home: Path, lock_timeout: float, as_json: bool) -> None:
+def ingest_movielens_command(path: Path | None, download: str | None, allow_partial: bool, home: Path, lock_timeout: float, as_json: bool) -> None:
     """Load MovieLens 100K or 1M from a directory or .zip (format detected).
 
     Example:
@@ -111,7 +133,7 @@ def ingest_movielens_command(path: Path | None, download: str | None, home: Path
         raise click.UsageError("give either PATH or --download (not both)")
     if download:
         path = download_movielens(download, home / "downloads", show_progress=not as_json)
-    fmt, summary = ingest_movielens(home, path, lock_timeout_s=lock_timeout)
+    fmt, summary = ingest_movielens(home, path, lock_timeout_s=lock_timeout, allow_partial=allow_partial)
     _report_load(summary, fmt, as_json)
 
 
@@ -313,7 +335,7 @@ def evaluate(version: int | None, home: Path, lock_timeout: float, as_json: bool
 
 
 @cli.command()
-@click.option("--age", type=click.FloatRange(0, 120), help="Age in years (or a MovieLens 1M code).")
+@click.option("--age", type=FiniteFloatRange(0, 120), help="Age in years (or a MovieLens 1M code).")
 @click.option("--gender", type=click.Choice(["M", "F"], case_sensitive=False), help="M or F; leave out if unknown.")
 @click.option("--occupation", help="Occupation, as in the training data (e.g. writer).")
 @click.option("--user-id", type=int, help="A known user: recommendations from their history, seen items excluded.")
@@ -461,9 +483,12 @@ def _item_ids(value: str | None, option: str) -> frozenset[int] | None:
 @click.option("--genre", "genres", multiple=True, help="Recommend only items of this genre (repeatable).")
 @click.option("--max-per-item", type=click.IntRange(min=1), help="An item appears in at most this many lists.")
 @click.option("--chunk-size", type=click.IntRange(min=1000), default=200_000, show_default=True, help="Audience rows per chunk (bounds memory).")
+@click.option("--store-selfie-results", is_flag=True, help="Also keep selfie rows' lists in the warehouse (they reveal the inferred age band and gender).")
+@click.option("--retention-days", type=click.IntRange(min=1), default=30, show_default=True, help="The warehouse deletes this campaign's stored lists after this many days.")
 @home_option
 @json_option
-def batch_score(audience, out, k, campaign, model_version, exclude_items, only_items, genres, max_per_item, chunk_size, home, lock_timeout, as_json) -> None:
+def batch_score(audience, out, k, campaign, model_version, exclude_items, only_items, genres, max_per_item, chunk_size,
+                store_selfie_results, retention_days, home, lock_timeout, as_json) -> None:
     """Top-k lists for a whole campaign audience (CSV or Parquet).
 
     The audience has user_id and, for people the warehouse does not know, age (years or a
@@ -488,7 +513,8 @@ def batch_score(audience, out, k, campaign, model_version, exclude_items, only_i
         max_per_item=max_per_item,
     )
     summary = run_batch(home, audience, out, k=k, campaign=campaign, version=model_version, rules=rules,
-                        chunk_size=chunk_size, show_progress=not as_json, lock_timeout_s=lock_timeout)
+                        chunk_size=chunk_size, show_progress=not as_json, lock_timeout_s=lock_timeout,
+                        store_selfie_results=store_selfie_results, retention_days=retention_days)
     if as_json:
         click.echo(json.dumps(asdict(summary), default=str))
         return
@@ -505,6 +531,59 @@ def batch_score(audience, out, k, campaign, model_version, exclude_items, only_i
     if summary.n_short_lists:
         click.echo(f"  {summary.n_short_lists:,} lists are shorter than {k} (rules left too few items)")
     click.echo(f"results: {summary.output_path}")
+
+
+@cli.group(cls=Group)
+def campaigns() -> None:
+    """Campaigns stored in the warehouse by batch-score: list them, purge old ones.
+
+    Example:
+
+    \b
+        python cli.py campaigns list
+        python cli.py campaigns purge --older-than 30d
+    """
+
+
+@campaigns.command("list")
+@home_option
+@json_option
+def campaigns_list(home: Path, lock_timeout: float, as_json: bool) -> None:
+    """Every stored campaign: rows kept, selfie lists kept or not, created and expiry dates.
+
+    Example:
+
+    \b
+        python cli.py campaigns list --json
+    """
+    from pipelines.campaigns import list_campaigns
+
+    table = list_campaigns(home, lock_timeout_s=lock_timeout)
+    if as_json:
+        click.echo(json.dumps(table.to_dicts(), default=str))
+    elif table.height == 0:
+        click.echo("no campaigns stored")
+    else:
+        print_table(table, "Stored campaigns")
+
+
+@campaigns.command("purge")
+@click.option("--older-than", help="Delete campaigns created longer ago than this (30d, 12h, 2w). Default: those past their retention period.")
+@home_option
+def campaigns_purge(older_than: str | None, home: Path, lock_timeout: float) -> None:
+    """Delete stored campaign lists from the warehouse (output files are left alone).
+
+    Example:
+
+    \b
+        python cli.py campaigns purge
+        python cli.py campaigns purge --older-than 30d
+    """
+    from pipelines.campaigns import parse_age, purge
+
+    age = parse_age(older_than) if older_than is not None else None
+    names = purge(home, older_than=age, lock_timeout_s=lock_timeout)
+    click.echo(f"purged {len(names)} campaign(s)" + (f": {', '.join(names)}" if names else ""))
 
 
 # ---------------------------------------------------------------- the service and its events

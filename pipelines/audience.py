@@ -14,43 +14,94 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.errors import InputError
+from pipelines.fileio import require_regular_file
+from pipelines.tables import csv_problem, header_separator_hint
 from recsys.age_bands import MAX_AGE
 
 OPTIONAL_COLUMNS = ("age", "gender", "occupation", "selfie")
-ROW = "_row"  # 1-based record number in the audience file (CSV line = row + 1)
+ROW = "_row"  # 1-based record number in the audience file (CSV line = row + 1 without multi-line fields)
 
 
 def audience_batches(path: Path, chunk_size: int) -> Iterator[pl.DataFrame]:
-    """Chunks with columns _row, user_id, age, gender, occupation, selfie (all as strings)."""
+    """Chunks with columns _row, user_id, match_id, age, gender, occupation, selfie (strings).
+
+    Blank lines are skipped (as ingest skips them); a file polars cannot parse part-way (a
+    ragged row, an unclosed quote, bad UTF-8) ends in one InputError naming the line.
+    """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{path}: audience file not found")
+    require_regular_file(path, "audience file")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         scan = pl.scan_parquet(path)
     elif suffix == ".csv":
+        if path.stat().st_size == 0:
+            raise InputError(f"{path}: the audience is empty (0 bytes); expected a header line with user_id")
         scan = pl.scan_csv(path, infer_schema=False)
     else:
         raise InputError(f"{path}: unknown audience format '{suffix}'; expected .csv or .parquet")
     try:
-        columns = scan.collect_schema().names()
-    except (pl.exceptions.ComputeError, OSError) as e:
-        raise InputError(f"{path}: not a readable {suffix[1:]} file ({str(e).splitlines()[0]})") from e
+        schema = scan.collect_schema()
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise InputError(f"{path}: {_problem(path, suffix, e)}") from e
+    columns = schema.names()
     if "user_id" not in columns:
         raise InputError(
             f"{path}: missing column 'user_id'; expected user_id and optionally {', '.join(OPTIONAL_COLUMNS)} "
-            f"(found {', '.join(columns) or 'none'})"
+            f"(found {', '.join(columns) or 'none'}){header_separator_hint(columns)}"
+        )
+    nested = [c for c in ("user_id", *OPTIONAL_COLUMNS) if c in columns and schema[c].is_nested()]
+    if nested:
+        raise InputError(
+            f"{path}: column '{nested[0]}' holds {schema[nested[0]]} values; expected one plain value per row"
         )
     selected = [
         (pl.col(c).cast(pl.Utf8) if c in columns else pl.lit(None, pl.Utf8)).str.strip_chars().alias(c)
         for c in ("user_id", *OPTIONAL_COLUMNS)
     ]
     seen_rows = 0
-    for chunk in scan.select(selected).collect_batches(chunk_size=chunk_size):
-        yield chunk.with_row_index(ROW, offset=seen_rows + 1).with_columns(pl.col(ROW).cast(pl.Int64))
+    batches = scan.select(selected).collect_batches(chunk_size=chunk_size)
+    while True:
+        try:
+            chunk = next(batches)
+        except StopIteration:
+            break
+        except (pl.exceptions.PolarsError, OSError) as e:
+            raise InputError(f"{path}: {_problem(path, suffix, e)}") from e
+        numbered = chunk.with_row_index(ROW, offset=seen_rows + 1).with_columns(pl.col(ROW).cast(pl.Int64))
         seen_rows += chunk.height
+        blank = pl.all_horizontal(pl.col(c).is_null() | (pl.col(c) == "") for c in ("user_id", *OPTIONAL_COLUMNS))
+        numbered = numbered.filter(~blank)
+        if numbered.height:
+            yield numbered.with_columns(match_key(pl.col("user_id")).alias("match_id"))
     if seen_rows == 0:
         raise InputError(f"{path}: the audience is empty")
+
+
+def match_key(user_id: pl.Expr) -> pl.Expr:
+    """The id used to find a user: '042', '+42' and '42.0' all mean user 42, as ingest reads them."""
+    integer = user_id.str.replace(r"^\+", "").str.replace(r"\.0*$", "").cast(pl.Int64, strict=False)
+    numeric = user_id.str.contains(r"^[+-]?\d+(\.0*)?$")
+    return pl.when(numeric & integer.is_not_null()).then(integer.cast(pl.Utf8)).otherwise(user_id)
+
+
+def _problem(path: Path, suffix: str, error: Exception) -> str:
+    """Says what is wrong with the file, with the line for CSV (found by a slow second pass that
+    only runs when polars has already failed)."""
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, pl.exceptions.NoDataError):
+        return "the audience is empty; expected a header line with user_id"
+    if suffix != ".csv":
+        return f"not a readable {suffix[1:]} file ({first})"
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        return (f"line {line}: invalid UTF-8 byte {data[e.start:e.start + 1]!r}; save the audience as UTF-8 "
+                "(it looks like latin-1 or Windows-1252)")
+    return csv_problem(text, ",", error)
 
 
 def parse_demographics(chunk: pl.DataFrame) -> pl.DataFrame:
@@ -60,7 +111,7 @@ def parse_demographics(chunk: pl.DataFrame) -> pl.DataFrame:
     reason = (
         pl.when(pl.col("user_id").is_null() | (pl.col("user_id") == ""))
         .then(pl.lit("missing user_id"))
-        .when(pl.col("age").is_not_null() & (pl.col("age") != "") & age.is_null())
+        .when(pl.col("age").is_not_null() & (pl.col("age") != "") & (age.is_null() | ~age.is_finite()))
         .then(pl.format("age '{}' is not a number", pl.col("age")))
         .when(age.is_not_null() & ((age < 0) | (age > MAX_AGE)))
         .then(pl.format("age {} is outside 0-{}", pl.col("age"), pl.lit(MAX_AGE)))
@@ -68,7 +119,7 @@ def parse_demographics(chunk: pl.DataFrame) -> pl.DataFrame:
         .then(pl.format("gender '{}' is not M or F", pl.col("gender")))
     )
     return chunk.with_columns(
-        age.alias("age_value"),
+        pl.when(age.is_finite()).then(age).alias("age_value"),
         pl.when(gender.is_in(["M", "F"])).then(gender).alias("gender_value"),
         pl.when(pl.col("occupation") != "").then(pl.col("occupation")).alias("occupation"),
         pl.when(pl.col("selfie") != "").then(pl.col("selfie")).alias("selfie"),

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +25,21 @@ import pyarrow.parquet as pq
 
 from pipelines.audience import ROW, audience_batches, parse_demographics
 from pipelines.errors import InputError
+from pipelines.fileio import (
+    check_writable_dir,
+    fault_point,
+    pid_alive,
+    sigterm_as_exception,
+    signals_held,
+    storage_errors,
+)
 from pipelines.recommend import load_bundle
 from pipelines.rules import CampaignRules, apply_item_cap, blocked_items
 from recsys.age_bands import AGE_BAND_LOWER_BOUNDS, AGE_BANDS, age_band_indices
 from recsys.serving import ServingBundle, top_k_from_scores
-from warehouse.batch_results import CampaignRun, replace_campaign
+from warehouse.batch_results import DEFAULT_RETENTION_DAYS, CampaignRun, committed_runs, replace_campaign
 from warehouse.catalog import read_items
-from warehouse.connection import connected
+from warehouse.connection import connected, warehouse_path
 from warehouse.model_versions import get_version, require_champion
 
 log = logging.getLogger(__name__)
@@ -124,17 +135,25 @@ def batch_score(
     show_progress: bool = True,
     lock_timeout_s: float = 30.0,
     selfie_profiler=None,
+    store_selfie_results: bool = False,
+    retention_days: int = DEFAULT_RETENTION_DAYS,
 ) -> BatchSummary:
     started = time.perf_counter()
-    out = Path(out)
+    out, audience = Path(out), Path(audience)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise InputError(f"{out}: unknown output format '{out.suffix}'; expected .parquet or .csv")
+    files = CampaignFiles.for_output(out)
+    _refuse_overwriting(audience, files)
     campaign = campaign or out.stem
+    # Everything that can be checked before the work: where results go, and the warehouse.
+    check_writable_dir(out.parent, "campaign output")
+    check_writable_dir(warehouse_path(home).parent, "warehouse")
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
+        files.recover_stale(conn)
         chosen = get_version(conn, version) if version is not None else require_champion(conn)
         items = read_items(conn)
         users = conn.sql(
-            """SELECT CAST(user_id AS VARCHAR) AS user_id, row_number() OVER (ORDER BY user_id) - 1 AS history_row,
+            """SELECT CAST(user_id AS VARCHAR) AS match_id, row_number() OVER (ORDER BY user_id) - 1 AS history_row,
                       age AS w_age, gender AS w_gender, occupation AS w_occupation
                FROM users"""
         ).pl()
@@ -147,38 +166,165 @@ def batch_score(
     blocked = blocked_items(rules, bundle.item_ids, items)
     width = min(len(bundle.item_ids), k + CAP_SLACK if rules.max_per_item else k)
     scorer = _Scorer(bundle, blocked, _seen_matrix(bundle, interactions, users.height), width)
-    known_index = pl.DataFrame({"user_id": bundle.user_ids.astype(str), "bundle_row": np.arange(len(bundle.user_ids))})
+    known_index = pl.DataFrame({"match_id": bundle.user_ids.astype(str), "bundle_row": np.arange(len(bundle.user_ids))})
     remaining = np.full(len(bundle.item_ids), rules.max_per_item or 0, dtype=np.int64)
 
     summary = BatchSummary(campaign=campaign, model_version=chosen.version, k=k, output_path=out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_results = out.with_name(f".{out.name}.{os.getpid()}.results.parquet")
     rejects: list[pl.DataFrame] = []
+    selfie_ids: list[str] = []
     seen_ids: set[str] = set()
-    try:
-        with pq.ParquetWriter(tmp_results, RESULT_SCHEMA) as writer, _progress(audience, show_progress) as bar:
-            for chunk in audience_batches(audience, chunk_size):
-                chunk = _classify(parse_demographics(chunk), known_index, users, seen_ids)
-                if chunk.filter(pl.col("kind") == "selfie").height:
-                    chunk = _profile_selfies(chunk, selfie_profiler)
-                idx, scores, scored = _candidates(chunk, scorer)
-                if rules.max_per_item:
-                    idx, scores = apply_item_cap(idx, scores, k, remaining)
-                else:
-                    idx, scores = idx[:, :k], scores[:, :k]
-                writer.write_table(_rows(scored, idx, scores, bundle, chosen.version).to_arrow())
-                _count(summary, chunk, idx)
-                rejects.append(chunk.filter(pl.col("kind") == "rejected").select(ROW, "user_id", "reason"))
-                bar.update(chunk.height)
-        summary.n_cold_combinations = len(scorer.combo_cache)
-        rejected = pl.concat(rejects) if rejects else pl.DataFrame()
-        summary.reject_reasons = dict(rejected.group_by("reason").len().iter_rows()) if rejected.height else {}
-        summary.rejects_path = _write_rejects(out, rejected)
-        _store(home, summary, tmp_results, out, lock_timeout_s)
-    finally:
-        tmp_results.unlink(missing_ok=True)
+    with sigterm_as_exception():
+        try:
+            with storage_errors(out.parent), pq.ParquetWriter(files.scratch, RESULT_SCHEMA) as writer, \
+                    _progress(audience, show_progress) as bar:
+                for chunk in audience_batches(audience, chunk_size):
+                    chunk = _classify(parse_demographics(chunk), known_index, users, seen_ids)
+                    if chunk.filter(pl.col("kind") == "selfie").height:
+                        chunk = _profile_selfies(chunk, selfie_profiler)
+                        selfie_ids += chunk.filter(pl.col("from_selfie").fill_null(False))["user_id"].to_list()
+                    idx, scores, scored = _candidates(chunk, scorer)
+                    if rules.max_per_item:
+                        idx, scores = apply_item_cap(idx, scores, k, remaining)
+                    else:
+                        idx, scores = idx[:, :k], scores[:, :k]
+                    writer.write_table(_rows(scored, idx, scores, bundle, chosen.version).to_arrow())
+                    _count(summary, chunk, idx)
+                    rejects.append(chunk.filter(pl.col("kind") == "rejected").select(ROW, "user_id", "reason"))
+                    bar.update(chunk.height)
+                    fault_point("batch.chunk_scored")
+            summary.n_cold_combinations = len(scorer.combo_cache)
+            rejected = pl.concat(rejects) if rejects else pl.DataFrame()
+            summary.reject_reasons = dict(rejected.group_by("reason").len().iter_rows()) if rejected.height else {}
+            with storage_errors(out.parent):
+                files.stage(out, rejected)
+            fault_point("batch.staged")
+            run = CampaignRun(summary.campaign, summary.model_version, summary.k, summary.n_known, summary.n_cold,
+                              summary.n_rejected, str(out.resolve()), run_token=files.token,
+                              retention_days=retention_days, n_selfie=summary.n_selfie,
+                              selfie_lists_stored=store_selfie_results)
+            _store(home, run, files, [] if store_selfie_results else selfie_ids, lock_timeout_s)
+            summary.rejects_path = files.rejects if rejected.height else None
+        finally:
+            files.remove_own()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _refuse_overwriting(audience: Path, files: "CampaignFiles") -> None:
+    """The output (or its rejects file) must not be the audience, also not through a link."""
+    for target in (files.out, files.rejects):
+        same = target.resolve() == audience.resolve()
+        if not same and target.exists() and audience.exists():
+            same = os.path.samefile(target, audience)
+        if same:
+            raise InputError(
+                f"{target}: is the audience file {audience} itself; writing results there would destroy the "
+                "audience. Choose another --out"
+            )
+
+
+def _store(home: Path, run: CampaignRun, files: "CampaignFiles", leave_out: list[str], lock_timeout_s: float) -> None:
+    """Commit the campaign, then move its files into place; SIGINT/SIGTERM wait for both, and a
+    SIGKILL between them is completed by the next run for this output (recover_stale)."""
+    with storage_errors(warehouse_path(home)), connected(home, lock_timeout_s=lock_timeout_s) as conn:
+        with signals_held():
+            fault_point("batch.before_commit")
+            replace_campaign(conn, run, files.scratch, leave_out_user_ids=leave_out,
+                             before_commit=lambda: fault_point("batch.in_transaction"))
+            fault_point("batch.committed")
+            files.finalize(n_rejected=run.n_rejected)
+    fault_point("batch.done")
+
+
+@dataclass(frozen=True)
+class CampaignFiles:
+    """The output, its rejects file and this run's hidden temporaries beside them.
+
+    Temporaries are named ``.OUT.TOKEN-PID.KIND``: the token ties staged files to the run record
+    in the warehouse, the pid tells a dead run's leftovers from a live run's files.
+    """
+
+    out: Path
+    rejects: Path
+    token: str
+
+    @classmethod
+    def for_output(cls, out: Path) -> "CampaignFiles":
+        return cls(out, out.with_name(f"{out.stem}.rejects.csv"), uuid.uuid4().hex[:12])
+
+    def _temp(self, kind: str) -> Path:
+        return self.out.with_name(f".{self.out.name}.{self.token}-{os.getpid()}.{kind}")
+
+    @property
+    def scratch(self) -> Path:  # the results as they stream in
+        return self._temp("results.parquet")
+
+    @property
+    def staged_out(self) -> Path:
+        return self._temp("staged")
+
+    @property
+    def staged_rejects(self) -> Path:
+        return self._temp("rejects")
+
+    def stage(self, out: Path, rejected: pl.DataFrame) -> None:
+        """The final files, complete, under hidden names beside their targets."""
+        if out.suffix.lower() == ".csv":
+            pl.scan_parquet(self.scratch).sink_csv(self.staged_out)
+        else:
+            shutil.copyfile(self.scratch, self.staged_out)
+            pl.scan_parquet(self.staged_out).collect_schema()  # fail early on a broken file
+        if rejected.height:
+            rejected.rename({ROW: "row"}).write_csv(self.staged_rejects)
+
+    def finalize(self, *, n_rejected: int) -> None:
+        """Moves staged files into place (idempotent: a recovering run may repeat it)."""
+        _finalize(self.out, self.rejects, self.staged_out, self.staged_rejects, n_rejected)
+
+    def remove_own(self) -> None:
+        for path in (self.scratch, self.staged_out, self.staged_rejects):
+            path.unlink(missing_ok=True)
+
+    def recover_stale(self, conn) -> None:
+        """Leftovers of runs for this output that died: completed if their campaign was committed
+        (a kill between commit and rename), deleted otherwise."""
+        pattern = re.compile(
+            rf"^\.{re.escape(self.out.name)}\.(?:(?P<token>[0-9a-f]{{12}})-)?(?P<pid>\d+)\."
+            rf"(?P<kind>results\.parquet|staged|rejects|tmp)$"
+        )
+        stale: dict[str | None, list[tuple[Path, str, int]]] = {}
+        try:
+            entries = list(self.out.parent.iterdir())
+        except OSError:
+            return
+        for path in entries:
+            match = pattern.match(path.name)
+            if match and not pid_alive(int(match["pid"])):
+                stale.setdefault(match["token"], []).append((path, match["kind"], int(match["pid"])))
+        legacy_rejects = self.rejects.with_name(f".{self.rejects.name}.tmp")  # written by earlier versions
+        legacy_rejects.unlink(missing_ok=True)
+        if not stale:
+            return
+        committed = committed_runs(conn, [t for t in stale if t])
+        for token, leftovers in stale.items():
+            if token in committed:
+                pid = leftovers[0][2]
+                staged = self.out.with_name(f".{self.out.name}.{token}-{pid}.staged")
+                staged_rejects = self.out.with_name(f".{self.out.name}.{token}-{pid}.rejects")
+                _finalize(self.out, self.rejects, staged, staged_rejects, committed[token])
+                log.warning("completed campaign output %s of an interrupted run", self.out)
+            for path, _, _ in leftovers:
+                path.unlink(missing_ok=True)
+
+
+def _finalize(out: Path, rejects: Path, staged: Path, staged_rejects: Path, n_rejected: int) -> None:
+    # The rejects file first, the results last: a leftover staged results file means "not done".
+    if staged_rejects.exists():
+        os.replace(staged_rejects, rejects)
+    elif n_rejected == 0:
+        rejects.unlink(missing_ok=True)  # a rerun must not leave an earlier run's rejects behind
+    if staged.exists():
+        os.replace(staged, out)
 
 
 def _seen_matrix(bundle: ServingBundle, interactions: pl.DataFrame, n_users: int) -> tuple[np.ndarray, np.ndarray]:
@@ -192,13 +338,13 @@ def _seen_matrix(bundle: ServingBundle, interactions: pl.DataFrame, n_users: int
 
 def _classify(chunk: pl.DataFrame, known_index: pl.DataFrame, users: pl.DataFrame, seen_ids: set[str]) -> pl.DataFrame:
     """kind: known | cold | selfie | rejected, with the demographics cold rows will use."""
-    ids = chunk["user_id"].to_list()
+    ids = chunk["match_id"].to_list()
     in_earlier_chunk = pl.Series("in_earlier_chunk", [uid in seen_ids for uid in ids])
     seen_ids.update(i for i in ids if i)
     chunk = chunk.with_columns(
-        (pl.col("user_id").is_not_null() & (in_earlier_chunk | ~pl.col("user_id").is_first_distinct())).alias("duplicate")
+        (pl.col("match_id").is_not_null() & (in_earlier_chunk | ~pl.col("match_id").is_first_distinct())).alias("duplicate")
     )
-    chunk = chunk.join(known_index, on="user_id", how="left").join(users, on="user_id", how="left")
+    chunk = chunk.join(known_index, on="match_id", how="left").join(users, on="match_id", how="left")
     has_demo = pl.col("age_value").is_not_null() | pl.col("gender_value").is_not_null()
     kind = (
         pl.when(pl.col("duplicate")).then(pl.lit("rejected"))
@@ -304,34 +450,6 @@ def _count(summary: BatchSummary, chunk: pl.DataFrame, idx: np.ndarray) -> None:
     if "from_selfie" in chunk.columns:
         summary.n_selfie += int(chunk["from_selfie"].fill_null(False).sum())
     summary.n_short_lists += int((idx[:, -1] < 0).sum()) + (idx.shape[0] if idx.shape[1] < summary.k else 0)
-
-
-def _write_rejects(out: Path, rejected: pl.DataFrame) -> Path | None:
-    path = out.with_name(f"{out.stem}.rejects.csv")
-    if rejected.height == 0:
-        path.unlink(missing_ok=True)  # a rerun must not leave an earlier run's rejects behind
-        return None
-    tmp = path.with_name(f".{path.name}.tmp")
-    rejected.rename({ROW: "row"}).write_csv(tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def _store(home: Path, summary: BatchSummary, tmp_results: Path, out: Path, lock_timeout_s: float) -> None:
-    final_tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        if out.suffix.lower() == ".csv":
-            pl.scan_parquet(tmp_results).sink_csv(final_tmp)
-        else:
-            tmp_results.replace(final_tmp)
-            pl.scan_parquet(final_tmp).collect_schema()  # fail early on a broken file
-        run = CampaignRun(summary.campaign, summary.model_version, summary.k, summary.n_known,
-                          summary.n_cold, summary.n_rejected, str(out.resolve()))
-        source = final_tmp if out.suffix.lower() == ".parquet" else tmp_results
-        with connected(home, lock_timeout_s=lock_timeout_s) as conn:
-            replace_campaign(conn, run, source, finalize=lambda: os.replace(final_tmp, out))
-    finally:
-        final_tmp.unlink(missing_ok=True)
 
 
 class _NoBar:

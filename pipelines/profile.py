@@ -15,11 +15,25 @@ import logging
 import os
 from typing import Iterable
 
+from pipelines.errors import InputError
+from pipelines.fileio import read_regular_file
 from recsys.age_bands import age_band
 from vision.profile import default_profiler
 from vision.types import FaceProfile, VisionError
 
 log = logging.getLogger(__name__)
+
+
+# A photo is read here, not by the vision module, so that only regular files of a sane size are
+# read and a stalled network drive cannot hang a command: vision gets the bytes.
+MAX_PHOTO_BYTES = 50 * 2**20
+PHOTO_READ_TIMEOUT_S = 10.0
+
+
+def read_photo(path: str | os.PathLike | bytes) -> bytes:
+    if isinstance(path, bytes):
+        return path
+    return read_regular_file(path, max_bytes=MAX_PHOTO_BYTES, timeout_s=PHOTO_READ_TIMEOUT_S, what="photo")
 
 
 def face_record(face: FaceProfile) -> dict:
@@ -52,8 +66,8 @@ def profile_photos(paths: Iterable[str | os.PathLike], all_faces: bool = False,
     for path in iterator:
         record = {"photo": os.fspath(path), "faces": [], "other_faces": 0, "error": None}
         try:
-            result = profiler.profile(path, all_faces=all_faces)
-        except (VisionError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+            result = profiler.profile(read_photo(path), all_faces=all_faces)
+        except (InputError, VisionError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
             # Narrow on purpose: these are about the photo; a bug or a broken model install still raises.
             record["error"] = f"{type(e).__name__}: {e}"
             log.info("photo %d of %d not profiled: %s", len(records) + 1, len(paths), type(e).__name__)

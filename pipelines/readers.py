@@ -7,15 +7,18 @@ the original files. Everything is validated here, before the warehouse is touche
 from __future__ import annotations
 
 import contextlib
-import tempfile
+import datetime as dt
+import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import polars as pl
 
 from pipelines.errors import InputError
+from pipelines.fileio import require_regular_file
 from pipelines.tables import (
     LINE,
     SourceTable,
@@ -26,6 +29,7 @@ from pipelines.tables import (
     read_delimited,
     read_table,
     require_columns,
+    text_column,
     typed,
 )
 from warehouse.catalog import Dataset
@@ -48,10 +52,36 @@ ML1M_OCCUPATIONS = (
 _YEAR_IN_TITLE = r"\((\d{4})\)\s*$"
 
 
+# Limits on a MovieLens .zip before anything is extracted: the official 1M archive holds 25 MB
+# of text at a ratio of about 4, while a zip bomb packs gigabytes of zeros at ratios of 1000.
+MAX_UNCOMPRESSED_BYTES = 512 * 2**20
+MAX_COMPRESSION_RATIO = 100
+# Files a MovieLens reader may open; nothing else in an archive is extracted.
+_WANTED = {*ML100K_FILES, *ML1M_FILES, "u.genre", "u.info", "README"}
+# The counts of the official releases (GroupLens' README and u.info), to recognise a short copy.
+OFFICIAL_COUNTS = {
+    "ml-100k": {"users": 943, "items": 1682, "ratings": 100_000},
+    "ml-1m": {"users": 6040, "items": 3883, "ratings": 1_000_209},
+}
+
+
 @dataclass(frozen=True)
 class MovieLensSource:
+    """The files of one MovieLens release, from a directory or read (in memory) from a .zip."""
+
     format: str  # "ml-100k" or "ml-1m"
-    directory: Path
+    directory: Path  # where the files are, or (for a zip) the archive path plus the folder inside
+    members: dict[str, bytes] | None = None  # a zip's files by name; None for a directory
+
+    def has(self, name: str) -> bool:
+        return name in self.members if self.members is not None else (self.directory / name).exists()
+
+    def data(self, name: str) -> bytes | None:
+        """The file's bytes when they came from a zip; None means: read the path."""
+        return None if self.members is None else self.members.get(name)
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
 
 
 # ---------------------------------------------------------------- locating the files
@@ -59,22 +89,64 @@ class MovieLensSource:
 
 @contextlib.contextmanager
 def movielens_source(path: Path) -> Iterator[MovieLensSource]:
-    """The MovieLens directory in ``path`` (a directory or a .zip), with its format detected."""
+    """The MovieLens files in ``path`` (a directory or a .zip), with their format detected."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or directory (expected a MovieLens directory or .zip)")
-    if path.is_file():
-        if not zipfile.is_zipfile(path):
-            raise InputError(f"{path}: not a directory or a .zip archive")
-        with tempfile.TemporaryDirectory(prefix="movielens-") as tmp:
-            try:
-                with zipfile.ZipFile(path) as archive:
-                    archive.extractall(tmp)
-            except (zipfile.BadZipFile, OSError) as e:
-                raise InputError(f"{path}: the archive could not be read ({e})") from e
-            yield _detect(Path(tmp), shown_as=path)
+    if path.is_dir():
+        yield _detect(path, shown_as=path)
         return
-    yield _detect(path, shown_as=path)
+    require_regular_file(path, "MovieLens directory or .zip")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not a directory or a .zip archive")
+    yield _from_zip(path)
+
+
+def _from_zip(path: Path) -> MovieLensSource:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = [i for i in archive.infolist() if not i.is_dir() and PurePosixPath(i.filename).name in _WANTED]
+            _check_archive_sizes(path, infos)
+            members = {}
+            for info in infos:
+                with archive.open(info) as member:
+                    data = member.read(info.file_size + 1)
+                if len(data) != info.file_size:
+                    raise InputError(f"{path}: member {info.filename} is not the size its header declares; the archive is damaged")
+                members[info.filename] = data
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+        raise InputError(f"{path}: the archive is damaged or unsupported ({e}); download it again") from e
+    except OSError as e:
+        raise InputError(f"{path}: the archive could not be read ({e.strerror or e})") from e
+    folders = sorted({str(PurePosixPath(name).parent) for name in members}, key=lambda f: (f.count("/"), f))
+    for folder in folders:
+        inside = {PurePosixPath(n).name: d for n, d in members.items() if str(PurePosixPath(n).parent) == folder}
+        fmt = "ml-100k" if "u.data" in inside else "ml-1m" if "ratings.dat" in inside else None
+        if fmt:
+            shown = path if folder == "." else path / folder
+            return MovieLensSource(fmt, shown, inside)
+    raise InputError(
+        f"{path}: no MovieLens data found; expected the 100K files ({', '.join(ML100K_FILES)}) or "
+        f"the 1M files ({', '.join(ML1M_FILES)}) in the archive"
+    )
+
+
+def _check_archive_sizes(path: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuses archives that would inflate beyond reason, before a byte is decompressed."""
+    total = sum(i.file_size for i in infos)
+    if total > MAX_UNCOMPRESSED_BYTES:
+        raise InputError(
+            f"{path}: the MovieLens files would take {total:,} bytes uncompressed; expected at most "
+            f"{MAX_UNCOMPRESSED_BYTES:,} (MovieLens 1M takes 25 MB). Not extracted"
+        )
+    for info in infos:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if ratio > MAX_COMPRESSION_RATIO:
+            raise InputError(
+                f"{path}: member {info.filename} would inflate {ratio:,.0f} times ({info.compress_size:,} -> "
+                f"{info.file_size:,} bytes); expected at most {MAX_COMPRESSION_RATIO} for text. Not extracted "
+                "(a zip bomb?)"
+            )
 
 
 def _detect(root: Path, shown_as: Path) -> MovieLensSource:
@@ -91,21 +163,64 @@ def _detect(root: Path, shown_as: Path) -> MovieLensSource:
     )
 
 
-def read_movielens(path: Path) -> tuple[str, Dataset]:
+def read_movielens(path: Path, *, allow_partial: bool = False) -> tuple[str, Dataset]:
     with movielens_source(path) as source:
         reader = read_ml100k if source.format == "ml-100k" else read_ml1m
-        return source.format, reader(source.directory)
+        dataset = reader(source)
+        if not allow_partial:
+            check_complete(source, dataset)
+        return source.format, dataset
+
+
+def check_complete(source: MovieLensSource, dataset: Dataset) -> None:
+    """Refuses a short copy of an official release: counts below what u.info declares, or the
+    official users and items files with fewer ratings than the release has."""
+    found = {"users": dataset.users.height, "items": dataset.items.height, "ratings": dataset.interactions.height}
+    declared = _declared_counts(source)
+    official = OFFICIAL_COUNTS[source.format]
+    if declared is None and (found["users"], found["items"]) == (official["users"], official["items"]):
+        declared, where = official, f"the official {source.format} release"
+    else:
+        where = f"{source.path('u.info')}"
+    if declared is None:
+        return
+    short = [f"{found[k]:,} {k} where {where} has {declared[k]:,}" for k in declared if found[k] != declared[k]]
+    if short:
+        raise InputError(
+            f"{source.directory}: an incomplete copy of MovieLens ({'; '.join(short)}); the files may have been "
+            "cut off while copying. Copy them again, or load them as they are with --allow-partial"
+        )
+
+
+def _declared_counts(source: MovieLensSource) -> dict[str, int] | None:
+    """u.info's counts ("943 users", "1682 items", "100000 ratings"), when the copy has one."""
+    if source.format != "ml-100k" or not source.has("u.info"):
+        return None
+    raw = source.data("u.info")
+    text = (raw if raw is not None else source.path("u.info").read_bytes()).decode("latin-1")
+    counts = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r"\s*(\d+)\s+(users|items|ratings)\s*", line)
+        if match:
+            counts[match[2]] = int(match[1])
+    return counts if len(counts) == 3 else None
 
 
 # ---------------------------------------------------------------- MovieLens 100K
 
 
-def read_ml100k(directory: Path) -> Dataset:
-    users = read_delimited(directory / "u.user", "|", ["user_id", "age", "gender", "occupation", "zip"])
-    genres = _ml100k_genres(directory)
+def _read(source: MovieLensSource, name: str, separator: str, columns: list[str], **kwargs) -> SourceTable:
+    return read_delimited(source.path(name), separator, columns, data=source.data(name), **kwargs)
+
+
+def read_ml100k(source: MovieLensSource | Path) -> Dataset:
+    if not isinstance(source, MovieLensSource):
+        source = MovieLensSource("ml-100k", Path(source))
+    users = _read(source, "u.user", "|", ["user_id", "age", "gender", "occupation", "zip"])
+    genres = _ml100k_genres(source)
     item_columns = ["item_id", "title", "release_date", "video_release_date", "url", *[f"g{i}" for i in range(len(genres))]]
-    items = read_delimited(directory / "u.item", "|", item_columns, allow_latin1=True)
-    ratings = read_delimited(directory / "u.data", "\t", ["user_id", "item_id", "rating", "timestamp"])
+    items = _read(source, "u.item", "|", item_columns, allow_latin1=True)
+    ratings = _read(source, "u.data", "\t", ["user_id", "item_id", "rating", "timestamp"])
 
     user_frame = _users(users, age_expected="an age in years (0-120)")
     flags = [typed(items, f"g{i}", pl.Int8, "a genre flag 0 or 1") for i in range(len(genres))]
@@ -129,11 +244,10 @@ def read_ml100k(directory: Path) -> Dataset:
     return Dataset(user_frame, item_frame, interactions)
 
 
-def _ml100k_genres(directory: Path) -> tuple[str, ...]:
-    path = directory / "u.genre"
-    if not path.exists():
+def _ml100k_genres(source: MovieLensSource) -> tuple[str, ...]:
+    if not source.has("u.genre"):
         return ML100K_GENRES
-    table = read_delimited(path, "|", ["genre", "index"])
+    table = _read(source, "u.genre", "|", ["genre", "index"])
     index = typed(table, "index", pl.Int64, "a genre index")
     return tuple(table.frame["genre"].gather(index.arg_sort()).to_list())
 
@@ -141,10 +255,12 @@ def _ml100k_genres(directory: Path) -> tuple[str, ...]:
 # ---------------------------------------------------------------- MovieLens 1M
 
 
-def read_ml1m(directory: Path) -> Dataset:
-    users = read_delimited(directory / "users.dat", "::", ["user_id", "gender", "age", "occupation", "zip"])
-    items = read_delimited(directory / "movies.dat", "::", ["item_id", "title", "genres"], allow_latin1=True)
-    ratings = read_delimited(directory / "ratings.dat", "::", ["user_id", "item_id", "rating", "timestamp"])
+def read_ml1m(source: MovieLensSource | Path) -> Dataset:
+    if not isinstance(source, MovieLensSource):
+        source = MovieLensSource("ml-1m", Path(source))
+    users = _read(source, "users.dat", "::", ["user_id", "gender", "age", "occupation", "zip"])
+    items = _read(source, "movies.dat", "::", ["item_id", "title", "genres"], allow_latin1=True)
+    ratings = _read(source, "ratings.dat", "::", ["user_id", "item_id", "rating", "timestamp"])
 
     codes = typed(users, "occupation", pl.Int64, "an occupation code 0-20")
     check_range(users, codes, 0, len(ML1M_OCCUPATIONS) - 1, "an occupation code 0-20")
@@ -193,7 +309,12 @@ def read_generic(users_path: Path, items_path: Path, interactions_path: Path) ->
     frame = items.frame
     title = typed(items, "title", pl.Utf8, "a title")
     genres = frame["genres"] if "genres" in frame.columns else pl.Series("genres", [None] * frame.height, pl.Utf8)
-    genres = genres if isinstance(genres.dtype, pl.List) else _split_genres(genres)
+    if isinstance(genres.dtype, pl.List) and not genres.dtype.inner.is_nested():
+        genres = genres.cast(pl.List(pl.Utf8))
+    elif "genres" not in frame.columns:
+        genres = genres.cast(pl.List(pl.Utf8))
+    else:
+        genres = _split_genres(text_column(items, "genres", "genres as 'a|b|c' or a list of names"))
     year = typed(items, "year", pl.Int32, "a year", required=False) if "year" in frame.columns else None
     extra_columns = [c for c in frame.columns if c not in (LINE, *ITEM_REQUIRED, *ITEM_OPTIONAL)]
     item_frame = pl.DataFrame(
@@ -230,12 +351,12 @@ def _users(table: SourceTable, *, age_expected: str, age_codes: tuple[int, ...] 
         columns["age"] = age
         columns["age_is_band"] = pl.Series([age_codes is not None] * frame.height, dtype=pl.Boolean)
     if "gender" in frame.columns:
-        gender = frame["gender"].str.strip_chars().str.to_uppercase().replace("", None).alias("gender")
+        gender = text_column(table, "gender", "gender M or F").str.strip_chars().str.to_uppercase().replace("", None).alias("gender")
         check_allowed(table, gender, ("M", "F"), "gender M or F (or empty when unknown)")
         columns["gender"] = gender
     for name in ("occupation", "zip"):
         if name in frame.columns:
-            columns[name] = frame[name].str.strip_chars().replace("", None).alias(name)
+            columns[name] = text_column(table, name, f"an {name}").str.strip_chars().replace("", None).alias(name)
     return pl.DataFrame(columns)
 
 
@@ -278,7 +399,7 @@ def _interactions(
 
 
 def _timestamps(table: SourceTable) -> pl.Series:
-    raw = table.frame["timestamp"].str.strip_chars()
+    raw = text_column(table, "timestamp", "unix seconds or an ISO date-time").str.strip_chars()
     blank = raw.is_null() | (raw == "")
     values = raw.cast(pl.Int64, strict=False).alias("timestamp")
     if (values.is_null() & ~blank).any():
@@ -294,7 +415,28 @@ def _timestamps(table: SourceTable) -> pl.Series:
 
 
 def _parse_datetimes(raw: pl.Series) -> pl.Series:
+    """Unix seconds for ISO date-times; naive ones are taken as UTC, 'Z' and offsets are honoured,
+    and a column may mix them (polars infers one format from the first value, so the values that
+    format misses are parsed one distinct value at a time)."""
     try:
-        return raw.str.to_datetime(strict=False, time_unit="us").dt.epoch("s")
-    except pl.exceptions.ComputeError:  # no common date-time format: every value stays missing
-        return pl.Series([None] * raw.len(), dtype=pl.Int64)
+        fast = raw.str.to_datetime(strict=False, time_unit="us")
+        fast = (fast.dt.convert_time_zone("UTC") if fast.dtype.time_zone else fast).dt.epoch("s")
+    except pl.exceptions.PolarsError:  # no common date-time format
+        fast = pl.Series([None] * raw.len(), dtype=pl.Int64)
+    missing = fast.is_null() & raw.is_not_null() & (raw != "")
+    if not missing.any():
+        return fast
+    distinct = raw.filter(missing).unique().to_list()
+    parsed = {value: _iso_seconds(value) for value in distinct}
+    slow = raw.replace_strict(list(parsed), list(parsed.values()), default=None, return_dtype=pl.Int64)
+    return fast.fill_null(slow)
+
+
+def _iso_seconds(value: str) -> int | None:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return int(moment.timestamp())

@@ -56,7 +56,7 @@ def recommend_for_demographics(
         "kind": "demographics",
         "age_band": age_band(age) if age is not None else "unknown",
         "gender": gender or "unknown",
-        "occupation": occupation or "unknown",
+        "occupation": _known_occupation(bundle, occupation, chosen.version),
     }
     return _result(bundle, chosen, basis, vector, items, k, exclude=None)
 
@@ -88,6 +88,15 @@ def recommend_for_user(
     known_seen = seen.filter(pl.col("item_id").is_in(bundle.item_ids.tolist()))["item_id"].to_list()
     exclude[bundle.item_index(known_seen)] = True
     return _result(bundle, chosen, basis, vector, items, k, exclude)
+
+
+def _known_occupation(bundle: ServingBundle, occupation: str | None, version: int) -> str:
+    """The occupation as the model used it: one it was not trained on counts as unknown."""
+    if not occupation:
+        return "unknown"
+    known = {o.casefold(): o for o in bundle.manifest["vocabularies"]["occupations"]}
+    used = known.get(occupation.strip().casefold())
+    return used or f"unknown ({occupation!r} is not an occupation model v{version} knows)"
 
 
 def require_model(home: Path, version: int | None, *, lock_timeout_s: float) -> ModelVersion:

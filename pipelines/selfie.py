@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.errors import PhotoError
-from pipelines.profile import face_record
+from pipelines.errors import InputError, PhotoError
+from pipelines.profile import face_record, read_photo
 from pipelines.recommend import Recommendations, recommend_for_demographics, require_model
 from vision.profile import default_profiler
 from vision.types import FaceProfile, VisionError
@@ -29,7 +29,9 @@ class SelfieRecommendations:
 def profile_faces(photo: Path | bytes, *, all_faces: bool = False):
     """What the camera sees in a photo (a path, or the bytes of an upload, kept in memory)."""
     try:
-        return default_profiler().profile(photo, all_faces=all_faces)
+        return default_profiler().profile(read_photo(photo), all_faces=all_faces)
+    except InputError as e:  # not a regular file, too large, too slow to read
+        raise PhotoError(str(e)) from e
     except _PHOTO_ERRORS as e:
         raise PhotoError(f"{'the photo' if isinstance(photo, bytes) else photo}: {_explain(e)}") from e
 

@@ -7,12 +7,15 @@ the first offending line and value, which is what a person fixing the file needs
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from pipelines.errors import InputError
+from pipelines.fileio import require_regular_file
 
 LINE = "_line"
 _SEPARATOR_NAMES = {"\t": "tabs", "|": "'|'", "::": "'::'", ",": "commas", ";": "semicolons"}
@@ -35,15 +38,17 @@ class SourceTable:
 
 
 def require_file(path: Path, what: str) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found (expected the {what})")
-    return path
+    return require_regular_file(path, what)
 
 
-def decode_text(path: Path, *, allow_latin1: bool) -> str:
-    """UTF-8 if it is valid, else latin-1 where the format allows it (MovieLens titles are)."""
-    data = require_file(path, "data file").read_bytes()
+def decode_text(path: Path, *, allow_latin1: bool, data: bytes | None = None) -> str:
+    """UTF-8 if it is valid, else latin-1 where the format allows it (MovieLens titles are).
+
+    ``data`` is the file's content when it was read already (a member of a zip archive);
+    ``path`` then only names it in messages.
+    """
+    if data is None:
+        data = require_file(path, "data file").read_bytes()
     if not data.strip():
         raise InputError(f"{path}: the file is empty")
     if b"\x00" in data[:65536]:
@@ -62,9 +67,11 @@ def decode_text(path: Path, *, allow_latin1: bool) -> str:
         ) from e
 
 
-def read_delimited(path: Path, separator: str, columns: list[str], *, allow_latin1: bool = False) -> SourceTable:
+def read_delimited(
+    path: Path, separator: str, columns: list[str], *, allow_latin1: bool = False, data: bytes | None = None
+) -> SourceTable:
     """A headerless file with a fixed number of fields per line (the MovieLens formats)."""
-    text = decode_text(path, allow_latin1=allow_latin1)
+    text = decode_text(path, allow_latin1=allow_latin1, data=data)
     lines = pl.DataFrame({"raw": text.splitlines()}).with_row_index(LINE, offset=1)
     lines = lines.with_columns(pl.col(LINE).cast(pl.Int64)).filter(pl.col("raw").str.strip_chars() != "")
     fields = lines.with_columns(pl.col("raw").str.split(separator).alias("fields"))
@@ -90,30 +97,90 @@ def _separator_hint(raw: str, expected: str) -> str:
 
 
 def read_table(path: Path, what: str) -> SourceTable:
-    """A CSV (with header) or Parquet file, every column as strings except lists."""
+    """A CSV (with header) or Parquet file, every column as strings except nested ones (lists,
+    structs), which are kept as they are: genres may be a list, further item columns go to JSON."""
     path = require_file(path, what)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        try:
-            frame = pl.read_parquet(path)
-        except Exception as e:  # polars raises several unrelated types for a corrupt file
-            raise InputError(f"{path}: not a readable Parquet file ({e})") from e
-        frame = frame.with_columns(
-            pl.col(c).cast(pl.Utf8) for c, t in frame.schema.items() if not isinstance(t, pl.List)
-        )
-        return SourceTable(frame.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64)), path, "row")
+        return _read_parquet(path)
     if suffix not in (".csv", ".tsv", ".txt"):
         raise InputError(f"{path}: unknown file type '{suffix}'; expected .csv or .parquet")
-    decode_text(path, allow_latin1=False)  # clear messages for empty, binary and non-UTF-8 files
+    text = decode_text(path, allow_latin1=False)  # clear messages for empty, binary and non-UTF-8 files
+    separator = "\t" if suffix == ".tsv" else ","
     try:
-        frame = pl.read_csv(path, infer_schema=False, separator="\t" if suffix == ".tsv" else ",")
-    except pl.exceptions.ComputeError as e:
-        raise InputError(f"{path}: not a readable CSV file ({str(e).splitlines()[0]})") from e
+        frame = pl.read_csv(io.BytesIO(text.encode()), infer_schema=False, separator=separator)
+    except pl.exceptions.PolarsError as e:
+        raise InputError(f"{path}: {csv_problem(text, separator, e)}") from e
+    # Line 1 is the header, so record n sits on line n + 1 unless a quoted field spans lines.
+    lines = record_lines(text, separator, frame.height)
+    frame = frame.with_columns(
+        (pl.Series(LINE, lines, dtype=pl.Int64) if lines is not None else pl.int_range(2, frame.height + 2, dtype=pl.Int64))
+        .alias(LINE)
+    ).select(LINE, *frame.columns)
+    frame = frame.filter(~pl.all_horizontal(pl.exclude(LINE).is_null()))  # blank lines, as in MovieLens files
     if frame.height == 0:
         raise InputError(f"{path}: the file has a header but no rows")
-    # Line 1 is the header, so record n sits on line n + 1.
-    frame = frame.with_row_index(LINE, offset=2).with_columns(pl.col(LINE).cast(pl.Int64))
     return SourceTable(frame, path)
+
+
+def _read_parquet(path: Path) -> SourceTable:
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as e:  # polars raises several unrelated types for a corrupt file
+        raise InputError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0] if str(e) else e})") from e
+    columns = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Array):
+            columns.append(pl.col(name).cast(pl.List(dtype.inner)))
+        elif dtype.is_nested():
+            columns.append(pl.col(name))
+        else:
+            try:
+                frame.select(pl.col(name).cast(pl.Utf8))
+            except pl.exceptions.PolarsError as e:
+                raise InputError(f"{path}: column '{name}' of type {dtype} cannot be read as text ({e})") from e
+            columns.append(pl.col(name).cast(pl.Utf8))
+    frame = frame.select(columns)
+    if frame.height == 0:
+        raise InputError(f"{path}: the file has no rows")
+    return SourceTable(frame.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64)), path, "row")
+
+
+def record_lines(text: str, separator: str, n_records: int) -> list[int] | None:
+    """The line on which each record starts, when quoted fields may span lines (else None)."""
+    if '"' not in text:
+        return None
+    reader = csv.reader(io.StringIO(text), delimiter=separator)
+    starts, previous = [], 0
+    try:
+        for _ in reader:
+            starts.append(previous + 1)
+            previous = reader.line_num
+    except csv.Error:
+        return None
+    starts = starts[1:]  # the header
+    return starts if len(starts) == n_records else None
+
+
+def csv_problem(text: str, separator: str, error: Exception) -> str:
+    """What polars could not parse, said with the line: too many fields or an unclosed quote."""
+    reader = csv.reader(io.StringIO(text), delimiter=separator)
+    header, previous = None, 0
+    n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    try:
+        for row in reader:
+            start, previous = previous + 1, reader.line_num
+            if header is None:
+                header = row
+                continue
+            if len(row) > len(header):
+                return (f"line {start}: {len(row)} fields, but the header has {len(header)} "
+                        f"({', '.join(header)}); check for a stray separator or an unquoted {_SEPARATOR_NAMES.get(separator, separator)[:-1]}")
+            if previous >= n_lines and previous > start and row and "\n" in row[-1]:
+                return f"line {start}: a quoted field is never closed (unbalanced '\"'); check the quotes from this line on"
+    except csv.Error as e:
+        return f"line {reader.line_num}: not readable as CSV ({e})"
+    return f"not a readable CSV file ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
 
 
 def require_columns(table: SourceTable, required: list[str], optional: list[str] = ()) -> None:
@@ -123,13 +190,35 @@ def require_columns(table: SourceTable, required: list[str], optional: list[str]
         raise InputError(
             f"{table.path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
             f"expected columns {', '.join(required)} (optional: {', '.join(optional) or 'none'}), "
-            f"found {', '.join(present) or 'none'}"
+            f"found {', '.join(present) or 'none'}{header_separator_hint(present)}"
         )
+
+
+def header_separator_hint(columns: list[str]) -> str:
+    """A hint when a header came out as one column: the file uses another separator."""
+    if len(columns) != 1:
+        return ""
+    for sep, name in _SEPARATOR_NAMES.items():
+        if sep not in (",", "::") and sep in columns[0]:
+            return f"; the header looks separated by {name}: save the file with commas as separators"
+    return ""
+
+
+def text_column(table: SourceTable, column: str, expected: str) -> pl.Series:
+    """The column as strings; a nested Parquet column (lists, structs) cannot hold a scalar."""
+    values = table.frame[column]
+    if values.dtype != pl.Utf8:
+        line = table.frame[LINE][0]
+        raise InputError(
+            f"{table.where(line, column)}: the column holds {values.dtype} values; expected {expected} "
+            "as a plain value (text or number)"
+        )
+    return values
 
 
 def typed(table: SourceTable, column: str, dtype: pl.DataType, expected: str, *, required: bool = True) -> pl.Series:
     """The column cast to ``dtype``; the first value that does not fit is reported with its line."""
-    raw = table.frame[column].str.strip_chars()
+    raw = text_column(table, column, expected).str.strip_chars()
     blank = raw.is_null() | (raw == "")
     if required and blank.any():
         line = table.frame[LINE].filter(blank)[0]

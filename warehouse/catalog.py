@@ -90,8 +90,10 @@ def snapshot_id(dataset: Dataset) -> str:
 
 
 def replace_dataset(
-    conn: duckdb.DuckDBPyConnection, dataset: Dataset, *, source: str, fmt: str
+    conn: duckdb.DuckDBPyConnection, dataset: Dataset, *, source: str, fmt: str, before_commit=None
 ) -> LoadSummary:
+    """Replace the home's dataset in one transaction; ``before_commit`` (for fault-injection
+    tests) runs inside it, after every row is written."""
     dataset = conform(dataset)
     snap = snapshot_id(dataset)
     current = current_snapshot(conn)
@@ -123,6 +125,8 @@ def replace_dataset(
                VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)""",
             [snap, source, fmt, summary.n_users, summary.n_items, summary.n_interactions],
         )
+        if before_commit is not None:
+            before_commit()
     return summary
 
 

@@ -120,6 +120,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "batch_runs_token_retention_selfies",
+        """
+        ALTER TABLE batch_runs ADD COLUMN run_token VARCHAR;        -- names the run's staged files
+        ALTER TABLE batch_runs ADD COLUMN expires_at TIMESTAMP;     -- purged after this (retention)
+        ALTER TABLE batch_runs ADD COLUMN n_selfie BIGINT DEFAULT 0;
+        ALTER TABLE batch_runs ADD COLUMN selfie_lists_stored BOOLEAN DEFAULT FALSE;
+        """,
+    ),
 )
 
 
