@@ -652,7 +652,7 @@ def events_merge(home: Path, lock_timeout: float, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(asdict(summary) if summary else {"n_events": 0, "n_interactions": 0, "erasures": []}))
     elif summary is None:
-        click.echo("no events have landed in this home")
+        click.echo("no warehouse in this home yet; load data first")
     else:
         click.echo(f"merged {summary.n_events:,} events ({summary.n_interactions:,} became interactions); "
                    f"{len(summary.erasures)} erasure(s) applied")

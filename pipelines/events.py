@@ -11,17 +11,22 @@ from pathlib import Path
 
 from warehouse.connection import connected, warehouse_path
 from warehouse.errors import LockedWarehouse
-from warehouse.events import MergeSummary, merge_landing
+from warehouse.events import MergeSummary, merge_landing, merged_up_to
 from warehouse.landing import Landing, landing_path
 
 
 def merge_events(home: Path, *, lock_timeout_s: float = 30.0, landing: Landing | None = None) -> MergeSummary | None:
-    """Merges landed events and pending erasures; None when nothing ever landed."""
-    if landing is None:
-        if not landing_path(home).exists():
-            return None
+    """Merges landed events and pending erasures; None when there is no warehouse yet.
+
+    Also brings the warehouse's schema up to date, as every writing command does.
+    """
+    if not warehouse_path(home).exists():
+        return None
+    if landing is None and landing_path(home).exists():
         landing = Landing(home)
     with connected(home, lock_timeout_s=lock_timeout_s) as conn:
+        if landing is None:
+            return MergeSummary(0, 0, merged_up_to(conn))
         return merge_landing(conn, landing)
 
 

@@ -23,7 +23,7 @@ import polars as pl
 
 from pipelines.errors import InputError, UnknownUserId
 from pipelines.events import erase, merge_events
-from pipelines.recommend import Recommendations, load_bundle, rank
+from pipelines.recommend import CatalogIndex, Recommendations, load_bundle, rank
 from pipelines.rules import CampaignRules, blocked_items
 from recsys.age_bands import age_band
 from recsys.personalize import History
@@ -78,6 +78,7 @@ class Snapshot:
     version: ModelVersion
     bundle: ServingBundle
     items: pl.DataFrame
+    catalog: CatalogIndex  # titles, years, genres in the bundle's order
     item_index: dict[int, int]  # item id -> row in the bundle
     users: dict[int, tuple]  # user id -> (age, gender, occupation)
     seen: dict[int, np.ndarray]  # user id -> bundle rows of items in their warehouse history
@@ -111,7 +112,8 @@ def load_snapshot(home: Path, *, lock_timeout_s: float) -> Snapshot:
                   .with_columns(pl.col("n_interactions").fill_null(0).cast(pl.Int64))
                   .sort(["n_interactions", "item_id"], descending=[True, False]))
     return Snapshot(
-        version=version, bundle=bundle, items=items, item_index=item_index, popularity=popularity,
+        version=version, bundle=bundle, items=items, catalog=CatalogIndex.build(bundle.item_ids, items),
+        item_index=item_index, popularity=popularity,
         users={int(u): (a, g, o) for u, a, g, o in users}, seen=seen, top_rating=float(top),
         merged_up_to=int(watermark), data_snapshot=data_snapshot,
     )
@@ -277,7 +279,7 @@ class LiveRecommender:
         if rules.exclude_items or rules.only_items is not None or rules.genres is not None:
             blocked = blocked_items(rules, bundle.item_ids, snapshot.items)
         history = History(liked=tuple(liked), disliked=tuple(disliked), seen=tuple(seen))
-        return rank(bundle, snapshot.items, snapshot.version.version, basis, vector, history,
+        return rank(bundle, snapshot.catalog, snapshot.version.version, basis, vector, history,
                     k=request.k, known_user=known, blocked=blocked)
 
     def _history(self, snapshot: Snapshot, request: ListRequest, landed: list[StoredEvent]):

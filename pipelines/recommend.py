@@ -6,7 +6,7 @@ DuckDB, and never imports TensorFlow or MLflow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +22,40 @@ from warehouse.connection import connected
 from warehouse.model_versions import ModelVersion, get_version, require_champion
 
 
+_ITEM_SCHEMA = {"rank": pl.Int64, "item_id": pl.Int64, "title": pl.Utf8, "year": pl.Int32, "genres": pl.List(pl.Utf8),
+                "score": pl.Float64, "reason": pl.Utf8, "because": pl.List(pl.Int64)}
+
+
 @dataclass(frozen=True)
 class Recommendations:
     model_version: int
     basis: dict  # who the list is for: {"kind": "known_user"|"demographics"|"session", ...}
-    items: pl.DataFrame  # rank, item_id, title, year, genres, score, reason, because
+    entries: list[RecommendedItem]  # best first
+
+    @property
+    def items(self) -> pl.DataFrame:
+        """rank, item_id, title, year, genres, score, reason, because: for tables."""
+        return pl.DataFrame([asdict(e) for e in self.entries], schema=_ITEM_SCHEMA)
 
     def to_list(self) -> RecommendationList:
         """The shared JSON shape (pipelines.schemas), as the CLI's --json and the API give it."""
-        return RecommendationList(
-            model_version=self.model_version,
-            basis=Basis(**self.basis),
-            items=[RecommendedItem(**row) for row in self.items.to_dicts()],
-        )
+        return RecommendationList(model_version=self.model_version, basis=Basis(**self.basis), items=self.entries)
+
+
+@dataclass(frozen=True)
+class CatalogIndex:
+    """Title, year and genres in the bundle's item order, so a list is built without a join."""
+
+    titles: list
+    years: list
+    genres: list
+
+    @classmethod
+    def build(cls, bundle_item_ids: np.ndarray, items: pl.DataFrame) -> "CatalogIndex":
+        aligned = pl.DataFrame({"item_id": bundle_item_ids.astype(np.int64)}).join(
+            items.select("item_id", "title", "year", "genres"), on="item_id", how="left", maintain_order="left")
+        return cls(aligned["title"].to_list(), aligned["year"].to_list(),
+                   [g if g is not None else [] for g in aligned["genres"].to_list()])
 
 
 def recommend_for_demographics(
@@ -120,13 +141,13 @@ def _version(conn, version: int | None) -> ModelVersion:
 
 def _result(bundle, chosen, basis, vector, items: pl.DataFrame, k: int, exclude) -> Recommendations:
     seen = tuple(np.flatnonzero(exclude).tolist()) if exclude is not None else ()
-    return rank(bundle, items, chosen.version, basis, vector, History(seen=seen), k=k,
-                known_user=basis["kind"] == "known_user")
+    return rank(bundle, CatalogIndex.build(bundle.item_ids, items), chosen.version, basis, vector, History(seen=seen),
+                k=k, known_user=basis["kind"] == "known_user")
 
 
 def rank(
     bundle: ServingBundle,
-    items: pl.DataFrame,
+    catalog: CatalogIndex,
     model_version: int,
     basis: dict,
     vector: np.ndarray,
@@ -142,15 +163,11 @@ def rank(
         taste_dims=taste_dimensions(bundle.manifest, bundle.item_vectors.shape[1]), blocked=blocked,
     )
     ids = bundle.item_ids
-    table = pl.DataFrame(
-        {
-            "rank": np.arange(1, len(ranked.indices) + 1, dtype=np.int64),
-            "item_id": ids[ranked.indices].astype(np.int64),
-            "score": ranked.scores.astype(np.float64),
-            "reason": ranked.reasons,
-            "because": [[int(ids[i]) for i in b] for b in ranked.because],
-        },
-        schema={"rank": pl.Int64, "item_id": pl.Int64, "score": pl.Float64, "reason": pl.Utf8, "because": pl.List(pl.Int64)},
-    )
-    table = table.join(items.select("item_id", "title", "year", "genres"), on="item_id", how="left", maintain_order="left")
-    return Recommendations(model_version, basis, table.select("rank", "item_id", "title", "year", "genres", "score", "reason", "because"))
+    entries = [
+        RecommendedItem(rank=rank_, item_id=int(ids[row]), title=catalog.titles[row], year=catalog.years[row],
+                        genres=catalog.genres[row], score=float(score), reason=reason,
+                        because=[int(ids[b]) for b in because])
+        for rank_, (row, score, reason, because) in enumerate(
+            zip(ranked.indices.tolist(), ranked.scores.tolist(), ranked.reasons, ranked.because), start=1)
+    ]
+    return Recommendations(model_version, basis, entries)

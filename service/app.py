@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pipelines.live import LiveRecommender
@@ -41,6 +41,32 @@ def _maintain(live: LiveRecommender, settings: Settings, stop: threading.Event) 
             log.exception("background maintenance failed; trying again")
 
 
+class MetricsMiddleware:
+    """Counts requests and times them per route template (pure ASGI: no per-request task)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
+            metrics.LATENCY.labels(route).observe(time.perf_counter() - started)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_environment()
 
@@ -48,6 +74,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         landing = Landing(settings.home)
         live = LiveRecommender(settings.home, landing)
+        try:
+            # Brings the warehouse's schema up to this program's (a read-only open cannot) and
+            # merges what landed while the service was down; skipped while another process writes.
+            live.merge(lock_timeout_s=1.0)
+        except Exception as e:  # noqa: BLE001 - serving what there is beats not starting
+            log.warning("could not merge landed events at start: %s", e)
         live.reload(lock_timeout_s=1.0)  # ready at once when the warehouse is free; else the thread retries
         if live.snapshot is not None:
             metrics.MODEL_VERSION.set(live.snapshot.version.version)
@@ -70,20 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            metrics.REQUESTS.labels(path, request.method, str(status)).inc()
-            metrics.LATENCY.labels(path).observe(time.perf_counter() - started)
-
+    app.add_middleware(MetricsMiddleware)
     for module in (recommendations, events, catalog, admin, health):
         app.include_router(module.router)
     if (STATIC / "index.html").is_file():

@@ -15,7 +15,9 @@ def home(tmp_path):
 
 @pytest.fixture
 def client(home):
-    app = create_app(Settings(home=home, admin_token=ADMIN_TOKEN, reload_interval_s=0.2))
+    # No background reloads: the tests open the warehouse themselves, and DuckDB refuses a
+    # second in-process open with other settings. Hot swaps are tested on a real server.
+    app = create_app(Settings(home=home, admin_token=ADMIN_TOKEN, reload_interval_s=3600))
     with TestClient(app) as client:
         yield client
 
