@@ -83,6 +83,7 @@ class Landing:
         self.path = landing_path(home)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._committer = _GroupCommit(self._write)
         with self._connection() as conn:
             conn.executescript(_SCHEMA)
 
@@ -99,7 +100,12 @@ class Landing:
         return _Reusable(conn)
 
     def append(self, events: Iterable[Event]) -> list[int]:
-        """Writes the events in one transaction, durably; returns their ids in order."""
+        """Writes the events durably and returns their ids in order.
+
+        Group commit: while one thread's transaction is being fsync'd, other threads' batches
+        queue up and go to disk together in the next one, so the fsync cost is shared under
+        load. Every batch is all or nothing, and append returns only once its batch is on disk.
+        """
         now = time.time()
         rows = [
             (e.user_id, e.session_id, e.item_id, e.type, e.value,
@@ -108,20 +114,25 @@ class Landing:
         ]
         if not rows:
             return []
+        return self._committer.submit(rows)
+
+    def _write(self, batches: list[list[tuple]]) -> list[list[int]]:
         with self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                first = None
-                for row in rows:
-                    cursor = conn.execute(
-                        "INSERT INTO events (user_id, session_id, item_id, type, value, timestamp, received_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-                    first = cursor.lastrowid if first is None else first
+                ids = []
+                for rows in batches:
+                    ids.append([
+                        conn.execute(
+                            "INSERT INTO events (user_id, session_id, item_id, type, value, timestamp, received_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)", row).lastrowid
+                        for row in rows
+                    ])
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        return list(range(first, first + len(rows)))
+        return ids
 
     def events_of(self, *, user_id: Optional[int] = None, session_id: Optional[str] = None,
                   after_id: int = 0) -> list[StoredEvent]:
@@ -190,6 +201,44 @@ class Landing:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+class _GroupCommit:
+    """One writer at a time; whoever finds no writer busy writes everything queued so far."""
+
+    def __init__(self, write):
+        self._write = write
+        self._cond = threading.Condition()
+        self._queue: list[dict] = []
+        self._writing = False
+
+    def submit(self, rows: list[tuple]) -> list[int]:
+        entry = {"rows": rows, "ids": None, "error": None, "done": False}
+        with self._cond:
+            self._queue.append(entry)
+            while not entry["done"]:
+                if self._writing:
+                    self._cond.wait()
+                    continue
+                self._writing = True
+                batch, self._queue = self._queue, []
+                self._cond.release()
+                try:
+                    try:
+                        for queued, ids in zip(batch, self._write([b["rows"] for b in batch])):
+                            queued["ids"] = ids
+                    except BaseException as e:  # noqa: BLE001 - handed to every waiting caller
+                        for queued in batch:
+                            queued["error"] = e
+                finally:
+                    self._cond.acquire()
+                    self._writing = False
+                    for queued in batch:
+                        queued["done"] = True
+                    self._cond.notify_all()
+        if entry["error"] is not None:
+            raise entry["error"]
+        return entry["ids"]
 
 
 class _Reusable:
