@@ -6,8 +6,10 @@ that swaps in a new champion and merges events when the warehouse is free.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if live.snapshot is not None:
             metrics.MODEL_VERSION.set(live.snapshot.version.version)
         app.state.live, app.state.settings = live, settings
+        app.state.vision_slots = asyncio.Semaphore(max(1, len(os.sched_getaffinity(0))))
         stop = threading.Event()
         worker = threading.Thread(target=_maintain, args=(live, settings, stop), name="recsys-maintain", daemon=True)
         worker.start()

@@ -83,7 +83,8 @@ async def recommend_for_selfie(request: Request, live: LiveDep, settings: Settin
         raise UploadRejected(422, "invalid_request", f"k or session_id: {e.errors()[0]['msg']}") from e
     if not 1 <= k <= 100:
         raise UploadRejected(422, "invalid_request", f"k: expected 1 to 100 (got {k})")
-    profile = await run_in_threadpool(profile_faces, data)
+    async with request.app.state.vision_slots:  # as many photos at once as cores: more only adds memory
+        profile = await run_in_threadpool(profile_faces, data)
     del data
     face = profile.primary
     ranked = live.recommend(ListRequest(age=face.age.years, gender=face.gender_for_recommendation,
