@@ -498,7 +498,7 @@ def test_unknown_occupation_is_not_echoed_as_used(tmp_path):
     home = make_home(tmp_path / "home")
     result = CliRunner().invoke(cli, ["recommend", "--age", "30", "--occupation", "astronaut", "--json", "--home", str(home)])
     assert result.exit_code == 0, result.output
-    occupation = __import__("json").loads(result.output)["for"]["occupation"]
+    occupation = __import__("json").loads(result.output)["basis"]["occupation"]
     assert occupation.startswith("unknown ('astronaut' is not an occupation model v1 knows)")
     result = CliRunner().invoke(cli, ["recommend", "--age", "30", "--occupation", "Writer", "--json", "--home", str(home)])
-    assert __import__("json").loads(result.output)["for"]["occupation"] == "writer"
+    assert __import__("json").loads(result.output)["basis"]["occupation"] == "writer"
