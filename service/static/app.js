@@ -389,10 +389,24 @@
     return `Popular with ${audience(basis)}`;
   }
 
+  // Catalogs like MovieLens write "English Patient, The (1996)": the year has its own field,
+  // and the article goes back in front.
+  const TRAILING_ARTICLE = /^(.+), (The|A|An|Les|La|Le|L'|Il|Das|Der|Die|El)$/;
+
+  function displayTitle(item) {
+    let title = String(item.title).trim();
+    const year = item.year ? ` (${item.year})` : "";
+    if (year && title.endsWith(year)) title = title.slice(0, -year.length).trim();
+    const article = title.match(TRAILING_ARTICLE);
+    if (article) title = article[2].endsWith("'") ? article[2] + article[1] : `${article[2]} ${article[1]}`;
+    return title;
+  }
+
   function renderList(body) {
     const before = new Set(state.shown);
     const template = $("item-template").content;
-    const nodes = body.items.map((item) => {
+    const nodes = body.items.map((listed) => {
+      const item = { ...listed, title: displayTitle(listed) };
       state.titles.set(item.item_id, item.title);
       const node = template.firstElementChild.cloneNode(true);
       node.dataset.itemId = item.item_id;
@@ -507,7 +521,7 @@
   function sawSentence() {
     const camera = state.camera;
     if (!camera) return "";
-    const gender = camera.gender_for_recommendation ? GENDER_WORDS[camera.gender_for_recommendation] : "gender unsure";
+    const gender = camera.gender_for_recommendation ? GENDER_WORDS[camera.gender_for_recommendation] : "gender unknown";
     return `You look ${camera.age_band}, ${gender} (${confidenceWord(camera)})`;
   }
 
@@ -551,7 +565,7 @@
     }
     $("profile-title").textContent = "What the camera saw";
     $("correct-title").textContent = "Not quite right? Correct it";
-    const seenGender = camera.gender_for_recommendation ? GENDER_WORDS[camera.gender_for_recommendation] : "gender unsure";
+    const seenGender = camera.gender_for_recommendation ? GENDER_WORDS[camera.gender_for_recommendation] : "gender unknown";
     $("saw").replaceChildren(...sentence("You look", camera.age_band, seenGender, confidenceWord(camera)));
     const sure = Math.round(camera.gender_confidence * 100);
     const genderDetail = camera.gender_for_recommendation
@@ -587,7 +601,7 @@
   // The profile card's order: when the estimate is unsure, the note and the correction come
   // before the estimate itself, so they are what a person (and a screen reader) meets first.
   const SURE_ORDER = ["profile-title", "saw", "saw-detail", "unsure-note", "faces-note", "correct-form", "user-panel", "feedback"];
-  const UNSURE_ORDER = ["profile-title", "unsure-note", "correct-form", "saw", "saw-detail", "faces-note", "user-panel", "feedback"];
+  const UNSURE_ORDER = ["profile-title", "unsure-note", "faces-note", "correct-form", "saw", "saw-detail", "user-panel", "feedback"];
 
   function arrangeProfile(unsure) {
     const wanted = unsure ? UNSURE_ORDER : SURE_ORDER;

@@ -88,9 +88,13 @@ def page(browser, shop_server):
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    # Built to last: the page fetches nothing from outside the service (no CDN, no fonts).
+    elsewhere: list[str] = []
+    page.on("request", lambda r: elsewhere.append(r.url) if not r.url.startswith(shop_server.url) else None)
     page.goto("/")
     yield page
     context.close()
-    # A failed request the test provoked logs a console error; anything else is a defect.
-    unexpected = [p for p in problems if "status of 4" not in p and "status of 5" not in p]
+    assert not elsewhere, f"the page fetched from outside the service: {elsewhere}"
+    # A failed request the test provoked logs "Failed to load resource"; anything else is a defect.
+    unexpected = [p for p in problems if "Failed to load resource" not in p]
     assert not unexpected, unexpected
