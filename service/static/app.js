@@ -393,20 +393,24 @@
   // and the article goes back in front.
   const TRAILING_ARTICLE = /^(.+), (The|A|An|Les|La|Le|L'|Il|Das|Der|Die|El)$/;
 
+  const YEAR_IN_TITLE = /^(.+?)\s*\((\d{4})\)$/;
+
+  // The year in the title wins over the `year` field, which can be a later re-release date.
   function displayTitle(item) {
     let title = String(item.title).trim();
-    const year = item.year ? ` (${item.year})` : "";
-    if (year && title.endsWith(year)) title = title.slice(0, -year.length).trim();
+    let year = item.year || null;
+    const dated = title.match(YEAR_IN_TITLE);
+    if (dated) [title, year] = [dated[1], Number(dated[2])];
     const article = title.match(TRAILING_ARTICLE);
     if (article) title = article[2].endsWith("'") ? article[2] + article[1] : `${article[2]} ${article[1]}`;
-    return title;
+    return { title, year };
   }
 
   function renderList(body) {
     const before = new Set(state.shown);
     const template = $("item-template").content;
     const nodes = body.items.map((listed) => {
-      const item = { ...listed, title: displayTitle(listed) };
+      const item = { ...listed, ...displayTitle(listed) };
       state.titles.set(item.item_id, item.title);
       const node = template.firstElementChild.cloneNode(true);
       node.dataset.itemId = item.item_id;
@@ -442,6 +446,7 @@
       return node;
     });
     $("items").replaceChildren(...nodes);
+    performance.mark("list-rendered"); // in the DOM; the timers end after the next paint
     $("items").setAttribute("aria-busy", "false");
     $("items").classList.remove("loading");
     state.shown = body.items.map((item) => item.item_id);

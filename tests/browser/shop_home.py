@@ -42,7 +42,7 @@ FILMS = [
     (304, "The Long Road West", 1967, ["Western", "Adventure"], (0.25, 0.05, 0.90)),
     (305, "Carnival of Shadows", 1955, ["Mystery", "Thriller"], (0.10, 0.10, 0.88)),
     (306, "Waltz for Vienna", 1953, ["Romance", "Musical"], (0.00, 0.30, 0.86)),
-    (307, "Quiet Harbour, The (1961)", 1961, ["Drama"], (0.10, 0.10, 0.80)),  # as MovieLens writes titles
+    (307, "Quiet Harbour, The (1961)", 1964, ["Drama"], (0.10, 0.10, 0.80)),  # as MovieLens writes titles (1964: a re-release)
     (401, "Love on the Run", 2014, ["Action", "Romance", "Comedy"], (0.55, 0.55, 0.00)),
     (402, "The Getaway Waltz", 2012, ["Crime", "Romance"], (0.50, 0.50, 0.05)),
     (403, "Comet Summer", 2010, ["Sci-Fi", "Romance"], (0.40, 0.45, 0.00)),
