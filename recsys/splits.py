@@ -4,10 +4,15 @@
   demographics and no history;
 - warm: every user's latest share of ratings (by time) is held out, the way a known user comes
   back tomorrow.
+
+Both are fixed by the data alone (the cold-start draw is seeded from the data's content unless a
+seed is given), never by the training seed: two versions trained on the same data are judged on
+the same users, so their scores can be compared user by user.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,13 +35,25 @@ def _check_share(share: float) -> None:
         raise ValueError(f"holdout share must be between 0 and 1, exclusive (got {share})")
 
 
-def cold_start_split(data: RecsysData, holdout_share: float, random_state: int) -> Split:
+def data_seed(data: RecsysData) -> int:
+    """A seed that depends only on the interactions' content: the same data, the same split."""
+    frame = data.interactions.select("user_id", "item_id", "timestamp").sort("user_id", "item_id", "timestamp")
+    digest = hashlib.sha256()
+    for column in frame.columns:
+        digest.update(np.ascontiguousarray(frame[column].to_numpy(), dtype=np.int64).tobytes())
+    return int.from_bytes(digest.digest()[:8], "little")
+
+
+def cold_start_split(data: RecsysData, holdout_share: float, random_state: int | None = None) -> Split:
     """Hold out ``holdout_share`` of the users who have interactions, with all their rows.
 
     Held-out users are removed from ``train.users`` too, so they cannot reach the id
-    vocabulary: the model meets them the way it meets a new visitor.
+    vocabulary: the model meets them the way it meets a new visitor. ``random_state=None``
+    draws them with ``data_seed(data)``, so the split is fixed per dataset.
     """
     _check_share(holdout_share)
+    if random_state is None:
+        random_state = data_seed(data)
     active = np.sort(data.interactions["user_id"].unique().to_numpy())
     n_test = int(round(holdout_share * len(active)))
     if n_test < 1 or n_test >= len(active):
