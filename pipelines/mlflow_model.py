@@ -12,7 +12,8 @@ Each row is a known user (``user_id``) or a new person (``age`` in years or a Mo
 ``gender`` M/F, optionally ``occupation``); a row may give both: an id the model does not know
 falls back to the demographics. Invalid values are refused with the row named, as the CLI
 does. Output per row: ``item_ids``, ``scores`` (best first) and ``basis`` (known_user or
-demographics). Scoring is vectorised: one matrix product per chunk of rows.
+demographics). Scoring is vectorised: each distinct demographic combination and each distinct
+known user is scored once, in one matrix product per chunk.
 """
 
 import mlflow
@@ -42,24 +43,40 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         if not 1 <= k <= 1000:
             raise _invalid(f"k must be between 1 and 1000 (got {k})")
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        vectors, known_rows, basis = self._vectors(frame)
-        item_ids = np.empty(len(frame), dtype=object)
-        scores = np.empty(len(frame), dtype=object)
-        for start in range(0, len(frame), _CHUNK):
-            stop = min(start + _CHUNK, len(frame))
-            exclude = np.zeros((stop - start, len(self.bundle.item_ids)), dtype=bool)
-            for offset, row in enumerate(known_rows[start:stop]):
-                if row >= 0:
+        known_rows, codes, demographic_vectors = self._vectors(frame)
+        n = len(frame)
+        ids = np.full((n, k), -1, dtype=np.int64)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        known = known_rows >= 0
+        # Lists depend only on the (age, gender, occupation) combination or the known user:
+        # score each distinct one once, then copy its list to every row that asked for it.
+        if (~known).any():
+            combo_ids, combo_scores = self.bundle.recommend(demographic_vectors, k=k)
+            ids[~known], scores[~known] = combo_ids[codes[~known]], combo_scores[codes[~known]]
+        if known.any():
+            users, inverse = np.unique(known_rows[known], return_inverse=True)
+            user_ids = np.empty((len(users), k), dtype=np.int64)
+            user_scores = np.empty((len(users), k), dtype=np.float32)
+            for start in range(0, len(users), _CHUNK):
+                chunk = users[start:start + _CHUNK]
+                exclude = np.zeros((len(chunk), len(self.bundle.item_ids)), dtype=bool)
+                for offset, row in enumerate(chunk):
                     exclude[offset, self.seen_item_rows[self.seen_offsets[row]:self.seen_offsets[row + 1]]] = True
-            ids, top = self.bundle.recommend(vectors[start:stop], k=k, exclude=exclude)
-            for offset in range(stop - start):
-                keep = ids[offset] >= 0
-                item_ids[start + offset] = ids[offset][keep].tolist()
-                scores[start + offset] = top[offset][keep].astype(float).tolist()
-        return pd.DataFrame({"item_ids": item_ids, "scores": scores, "basis": basis})
+                user_ids[start:start + len(chunk)], user_scores[start:start + len(chunk)] = self.bundle.recommend(
+                    self.bundle.user_vectors[chunk], k=k, exclude=exclude)
+            ids[known], scores[known] = user_ids[inverse], user_scores[inverse]
+        if (ids >= 0).all():
+            item_lists, score_lists = ids.tolist(), scores.astype(np.float64).tolist()
+        else:  # fewer than k items left for some rows: their lists are shorter
+            keep = ids >= 0
+            item_lists = [row[mask].tolist() for row, mask in zip(ids, keep)]
+            score_lists = [row[mask].astype(np.float64).tolist() for row, mask in zip(scores, keep)]
+        basis = np.where(known, "known_user", "demographics")
+        return pd.DataFrame({"item_ids": item_lists, "scores": score_lists, "basis": basis})
 
-    def _vectors(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """One user vector per row, the row of each known user in the bundle (-1 if none), the basis."""
+    def _vectors(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Validated rows as: each row's known user in the bundle (-1 if none), each row's code into
+        the table of distinct demographic vectors, and that table."""
         n = len(frame)
         unknown = [c for c in frame.columns if c not in COLUMNS]
         if unknown:
@@ -92,19 +109,16 @@ class BundleModel(mlflow.pyfunc.PythonModel):
             i = _first(stranger)
             raise _invalid(f"row {i}: user {int(user_id[i])} is not known to this model version; "
                            "give age and gender for a new person")
-        vectors = np.zeros((n, self.bundle.item_vectors.shape[1]), dtype=np.float32)
-        vectors[known] = self.bundle.user_vectors[known_rows[known]]
-        # A new person's vector depends only on (age, gender, occupation): look each combination up once.
+        # A new person's vector depends only on (age, gender, occupation): one per distinct combination.
         codes, combos = pd.factorize(pd.MultiIndex.from_arrays([
             np.nan_to_num(age, nan=-1.0), gender.where(~gender_blank, ""), occupation.where(~occupation_blank, ""),
         ]))
+        dim = self.bundle.item_vectors.shape[1]
         table = np.stack([
             self.bundle.vector_for_demographics(age=None if a < 0 else a, gender=g or None, occupation=o or None)
             for a, g, o in combos
-        ]) if len(combos) else np.zeros((0, vectors.shape[1]), np.float32)
-        vectors[~known] = table[codes[~known]]
-        basis = np.where(known, "known_user", "demographics").tolist()
-        return vectors, known_rows, basis
+        ]) if len(combos) else np.zeros((0, dim), np.float32)
+        return known_rows, codes, table
 
 
 COLUMNS = ("user_id", "age", "gender", "occupation")

@@ -35,13 +35,22 @@ _SERVING_CODE = Path(__file__).resolve().parents[1] / "recsys" / "serving.py"
 _READY: set[str] = set()  # stores opened (created, rebased) by this process
 
 
+_OURS: set[str] = set()  # URIs this module set: mlflow.set_tracking_uri copies them into the environment
+
+
+def _team_uri() -> str | None:
+    """``MLFLOW_TRACKING_URI`` when the user set it (not when MLflow copied one of ours there)."""
+    value = os.environ.get("MLFLOW_TRACKING_URI")
+    return value if value and value not in _OURS else None
+
+
 def tracking_uri(home: Path) -> str:
     """``MLFLOW_TRACKING_URI`` if set, else the home's SQLite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{_store_file(home)}"
+    return _team_uri() or f"sqlite:///{_store_file(home)}"
 
 
 def uses_home_store() -> bool:
-    return not os.environ.get("MLFLOW_TRACKING_URI")
+    return _team_uri() is None
 
 
 def _store_file(home: Path) -> Path:
@@ -59,6 +68,8 @@ def _mlflow(home: Path):
     logging.getLogger("mlflow").setLevel(max(logging.WARNING, logging.getLogger().level))
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = tracking_uri(home)
+    if uses_home_store():
+        _OURS.add(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     if uri not in _READY:
@@ -227,12 +238,13 @@ def input_example():
 def signature():
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
-    from mlflow.types.schema import Array
+    from mlflow.types.schema import AnyType, Array
 
     inputs = Schema([
-        # double, not long: a JSON request or a frame with a missing id carries NaN
-        ColSpec(DataType.double, "user_id", required=False),
-        ColSpec(DataType.double, "age", required=False),
+        # Numbers of any kind: MLflow's enforcement refuses int64 for double and float for long,
+        # but an id or an age may come either way (and NaN when missing); the model checks them.
+        ColSpec(AnyType(), "user_id", required=False),
+        ColSpec(AnyType(), "age", required=False),
         ColSpec(DataType.string, "gender", required=False),
         ColSpec(DataType.string, "occupation", required=False),
     ])
