@@ -175,3 +175,16 @@ def test_a_retail_catalog_with_ids_titles_and_purchases_only_trains_and_serves(t
         served = runner.invoke(cli, ["recommend", *args, "-k", "5", "--json", "--home", str(home)])
         assert served.exit_code == 0, served.output
         assert len(json.loads(served.stdout)["items"]) == 5
+
+
+def test_the_readme_notebook_example_runs(trained_home):
+    """The README's notebook session, run as written against a trained home."""
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("import duckdb, numpy as np, polars as pl")
+    code = readme[start:readme.index("```", start)].replace("homes/ml100k", str(trained_home[0]))
+    namespace: dict = {}
+    exec(compile(code, "README notebook example", "exec"), namespace)
+    assert namespace["top"].height == 10
+    joined = namespace["top"].join(namespace["items"], on="item_id", how="left")
+    assert joined["title"].null_count() == 0
+    assert namespace["per_user"].height > 0
