@@ -297,12 +297,14 @@ def registry_versions(home: Path) -> list[int]:
 def discard_version(home: Path, version: int | None, run_id: str | None, reason: str) -> None:
     """Undo a registration whose warehouse record failed: delete the version, mark the run failed."""
     mlflow = _mlflow(home)
+    from mlflow.exceptions import MlflowException
+
     client = mlflow.MlflowClient()
     if version is not None:
-        with contextlib.suppress(Exception):  # already gone: nothing to undo
+        with contextlib.suppress(MlflowException):  # already gone: nothing to undo
             client.delete_model_version(REGISTERED_MODEL, str(version))
     if run_id is not None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(MlflowException):
             client.set_tag(run_id, "discarded", reason)
             client.set_terminated(run_id, status="FAILED")
 
@@ -324,8 +326,10 @@ def mark_failed(home: Path, run_id: str, reason: str) -> None:
 
 
 def champion_alias(home: Path) -> int | None:
-    client = _mlflow(home).MlflowClient()
+    mlflow = _mlflow(home)
+    from mlflow.exceptions import MlflowException
+
     try:
-        return int(client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION_ALIAS).version)
-    except Exception:  # no registered model or no alias yet
+        return int(mlflow.MlflowClient().get_model_version_by_alias(REGISTERED_MODEL, CHAMPION_ALIAS).version)
+    except MlflowException:  # no registered model or no alias yet
         return None

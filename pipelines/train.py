@@ -56,6 +56,11 @@ class TrainOutcome:
     adjustments: list[str]  # settings changed to fit the data (e.g. implicit feedback)
     seconds: float
 
+    @property
+    def version(self) -> int:
+        """The former name of ``model_version`` (callers written before the rename)."""
+        return self.model_version
+
 
 def adapt_to_data(config, interactions: pl.DataFrame):
     """Settings that cannot work on this data, changed and explained (the rest is left alone).

@@ -29,8 +29,8 @@ class TrainConfig:
     """Everything ``recsys.train.train_and_evaluate`` needs besides the data."""
 
     seed: int = 42  # initialisation and shuffling; never the evaluation split (see split_seed)
-    # The cold-start evaluation split's seed. None: derived from the data's content, so every
-    # version trained on the same data is judged on the same users, whatever its seed.
+    # The cold-start evaluation split's seed. None: a user's side is a fixed hash of their id
+    # (recsys.splits.stable_unit), so every version is judged on the same users, whatever its seed.
     split_seed: int | None = None
     tower: TowerConfig = field(default_factory=TowerConfig)
     epochs: int = 8
