@@ -24,13 +24,27 @@ REPO_ROOT = Path(__file__).resolve().parent
 USER_ERRORS: tuple[type[Exception], ...] = (InputError, WarehouseError, BrokenBundle)
 
 
+def default_home() -> Path:
+    """The repository root when cli.py runs from a source checkout, else the current directory.
+
+    After a regular install cli.py lies in site-packages, which must never become a home.
+    """
+    if (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "pipelines").is_dir():
+        return REPO_ROOT
+    return Path.cwd()
+
+
 class Group(click.Group):
-    """Turns the errors a user can fix into one line on stderr instead of a traceback."""
+    """Turns the errors a user can fix into one line on stderr (a JSON object on stdout under
+    --json) instead of a traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except USER_ERRORS as e:
+            if ctx.meta.get("as_json"):
+                click.echo(json.dumps({"error": str(e), "error_type": type(e).__name__}))
+                ctx.exit(1)
             raise click.ClickException(str(e)) from e
         except BaseException as e:
             if type(e).__name__ != "Terminated":  # pipelines.fileio.Terminated, not imported for --help
@@ -54,8 +68,8 @@ def home_option(f):
         "--home",
         type=click.Path(file_okay=False, path_type=Path),
         envvar="RECSYS_HOME",
-        default=REPO_ROOT,
-        show_default="the repository root",
+        default=default_home,
+        show_default="the repository root when run from it, else the current directory",
         help="Directory holding warehouse/ and mlruns/ (env RECSYS_HOME). One home per dataset.",
     )
     @click.option(
@@ -72,10 +86,34 @@ def home_option(f):
     return wrapper
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of tables.")
+def _remember_json(ctx: click.Context, _param, value: bool) -> bool:
+    # ctx.meta is shared by the whole command chain: the group's error handler reads it.
+    ctx.meta["as_json"] = value
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, callback=_remember_json,
+                           help="Print JSON for scripts instead of tables (errors too, as {\"error\": ...}).")
+
+
+def _print_version(ctx: click.Context, _param, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("selfie-recsys")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        import tomllib
+
+        number = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    click.echo(f"selfie-recsys {number}")
+    ctx.exit()
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the program's version and exit.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def cli(verbose: int) -> None:
     """Recommendations for people we have never seen: a selfie gives age and gender, a
@@ -212,59 +250,78 @@ def stats(top: int, home: Path, lock_timeout: float, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A TOML file of settings (see --show-config); options given here override it.")
+@click.option("--show-config", is_flag=True, help="Print every setting with its value (TOML) and exit.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Training epochs (default from TrainConfig).")
 @click.option("--batch-size", type=click.IntRange(min=2), help="Batch size = number of in-batch negatives.")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True))
 @click.option("--user-id-dropout", type=click.FloatRange(0, 1, max_open=True), help="Share of examples trained without the user id (cold start).")
 @click.option("--logq/--no-logq", default=None, help="Popularity (logQ) correction of the in-batch softmax.")
-@click.option("--seed", type=int, help="Seed for splits and training.")
+@click.option("--seed", type=int, help="Seed for initialisation and shuffling (the evaluation split is fixed by the data).")
 @click.option("--promote", is_flag=True, help="Make this version champion even if it does not beat the current one.")
 @home_option
 @json_option
-def train(epochs, batch_size, learning_rate, user_id_dropout, logq, seed, promote, home, lock_timeout, as_json) -> None:
+def train(config_file, show_config, epochs, batch_size, learning_rate, user_id_dropout, logq, seed, promote, home, lock_timeout, as_json) -> None:
     """Train, evaluate (cold start and warm), log to MLflow and register a model version.
 
-    The new version becomes champion only if it beats the champion on cold-start NDCG@10,
-    unless --promote is given.
+    The new version becomes champion only if it beats the champion on cold-start NDCG@10
+    beyond noise (paired bootstrap over the same users) without losing warm or few-shot
+    quality beyond noise, unless --promote is given. The rule and its reason are printed.
 
     Example:
 
     \b
         python cli.py train
+        python cli.py train --show-config > my.toml && python cli.py train --config my.toml
         python cli.py train --epochs 12 --no-logq --promote
     """
     from recsys.config import TrainConfig
+
+    try:
+        config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+        changes = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                   "user_id_dropout": user_id_dropout, "logq_correction": logq, "seed": seed}
+        config = config.with_changes(**{k: v for k, v in changes.items() if v is not None})
+    except (ValueError, OSError) as e:
+        raise InputError(str(e)) from e
+    if show_config:
+        click.echo(config.to_toml(), nl=False)
+        return
     from pipelines.train import train as train_pipeline
 
-    changes = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-               "user_id_dropout": user_id_dropout, "logq_correction": logq, "seed": seed}
-    config = TrainConfig().with_changes(**{k: v for k, v in changes.items() if v is not None})
     outcome = train_pipeline(home, config, force_promote=promote, show_progress=not as_json, lock_timeout_s=lock_timeout)
     if as_json:
         click.echo(json.dumps({
-            "version": outcome.version, "mlflow_run_id": outcome.run_id, "promoted": outcome.promoted,
-            "reason": outcome.reason, "warnings": outcome.warnings, "metrics": outcome.metrics,
-            "baselines": outcome.baselines, "bundle_path": str(outcome.bundle_path), "seconds": outcome.seconds,
+            "model_version": outcome.model_version, "mlflow_run_id": outcome.run_id, "run_name": outcome.run_name,
+            "promoted": outcome.promoted, "reason": outcome.reason, "comparisons": outcome.comparisons,
+            "warnings": outcome.warnings, "adjustments": outcome.adjustments, "metrics": outcome.metrics,
+            "baselines": outcome.baselines, "config": outcome.config, "bundle_path": str(outcome.bundle_path),
+            "seconds": outcome.seconds,
         }))
         return
     from pipelines.models import comparison_table
 
-    print_table(comparison_table(outcome.metrics, outcome.baselines, f"model v{outcome.version}"), "Evaluation (same split for all)")
+    for note in outcome.adjustments:
+        click.echo(f"note: {note}")
+    print_table(comparison_table(outcome.metrics, outcome.baselines, f"model v{outcome.model_version}"), "Evaluation (same split for all)")
     for warning in outcome.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
-    click.echo(f"model v{outcome.version} registered (MLflow run {outcome.run_id[:12]}) in {outcome.seconds:.1f} s")
+    click.echo(f"model v{outcome.model_version} registered as '{outcome.run_name}' (MLflow run {outcome.run_id[:12]}) in {outcome.seconds:.1f} s")
     click.echo(("champion: " if outcome.promoted else "not promoted: ") + outcome.reason)
 
 
 @cli.group(cls=Group)
 def models() -> None:
-    """List and promote model versions.
+    """List, compare, promote and repair model versions.
 
     Example:
 
     \b
         python cli.py models list
-        python cli.py models promote 3
+        python cli.py models compare 1 2
+        python cli.py models promote 3 --reason "better warm lists, cold start tied"
+        python cli.py models repair --dry-run
     """
 
 
@@ -272,7 +329,9 @@ def models() -> None:
 @home_option
 @json_option
 def models_list(home: Path, lock_timeout: float, as_json: bool) -> None:
-    """Every model version with its status and headline metrics.
+    """Every model version: status, seed, key settings, data snapshot, metrics, why (not) champion.
+
+    A version marked "(stale)" was trained on another data snapshot than the warehouse holds.
 
     Example:
 
@@ -286,7 +345,12 @@ def models_list(home: Path, lock_timeout: float, as_json: bool) -> None:
     if as_json:
         from dataclasses import asdict
 
-        click.echo(json.dumps([asdict(v) for v in versions], default=str))
+        rows = []
+        for v in versions:
+            row = asdict(v)
+            row = {"model_version": row.pop("version"), **row, "stale": v.stale}
+            rows.append(row)
+        click.echo(json.dumps(rows, default=str))
     elif not versions:
         click.echo("no model versions yet; run `python cli.py train`")
     else:
@@ -295,19 +359,87 @@ def models_list(home: Path, lock_timeout: float, as_json: bool) -> None:
 
 @models.command("promote")
 @click.argument("version", type=int)
+@click.option("--reason", help="Why, in words: stored with the version and tagged on its MLflow run.")
 @home_option
-def models_promote(version: int, home: Path, lock_timeout: float) -> None:
+@json_option
+def models_promote(version: int, reason: str | None, home: Path, lock_timeout: float, as_json: bool) -> None:
     """Make VERSION the champion (in DuckDB and as the MLflow alias 'champion').
+
+    Refused when the version's bundle is missing, broken, or trained on other data; warns
+    when it loses to a baseline or to the current champion beyond noise.
 
     Example:
 
     \b
-        python cli.py models promote 2
+        python cli.py models promote 2 --reason "warm NDCG +0.01, cold start tied"
     """
+    from dataclasses import asdict
+
     from pipelines.models import promote
 
-    promoted = promote(home, version, lock_timeout_s=lock_timeout)
-    click.echo(f"model v{promoted.version} is now champion")
+    promoted = promote(home, version, reason=reason, lock_timeout_s=lock_timeout)
+    if as_json:
+        click.echo(json.dumps(asdict(promoted)))
+        return
+    for warning in promoted.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    click.echo(f"model v{promoted.model_version} is now champion ({promoted.reason})")
+
+
+@models.command("compare")
+@click.argument("a", type=int)
+@click.argument("b", type=int)
+@home_option
+@json_option
+def models_compare(a: int, b: int, home: Path, lock_timeout: float, as_json: bool) -> None:
+    """Compare versions A and B on the same users: B - A per protocol with a 95% interval
+    (paired bootstrap), every logged metric, and the settings that differ.
+
+    Example:
+
+    \b
+        python cli.py models compare 1 2
+    """
+    from pipelines.models import compare, comparison_json, differences_frame
+
+    comparison = compare(home, a, b, lock_timeout_s=lock_timeout)
+    if as_json:
+        click.echo(json.dumps(comparison_json(comparison)))
+        return
+    print_table(differences_frame(comparison.differences).rename({"A": f"v{a}", "B": f"v{b}", "B - A": f"v{b} - v{a}"}),
+                f"NDCG@10 per user, v{b} vs v{a} (data snapshot {comparison.data_snapshot})")
+    print_table(comparison.metrics, "Logged metrics")
+    if comparison.settings.height:
+        print_table(comparison.settings, "Settings that differ")
+    else:
+        click.echo("same settings")
+
+
+@models.command("repair")
+@click.option("--dry-run", is_flag=True, help="Only list what would be done.")
+@home_option
+@json_option
+def models_repair(dry_run: bool, home: Path, lock_timeout: float, as_json: bool) -> None:
+    """Remove what an interrupted train left: registry versions the warehouse does not know,
+    orphan bundles and .incoming-* folders, runs stuck in RUNNING; realign the champion alias.
+
+    Example:
+
+    \b
+        python cli.py models repair --dry-run
+    """
+    from dataclasses import asdict
+
+    from pipelines.repair import repair
+
+    findings = repair(home, dry_run=dry_run, lock_timeout_s=lock_timeout)
+    if as_json:
+        click.echo(json.dumps([asdict(f) for f in findings]))
+    elif not findings:
+        click.echo("nothing to repair: registry, bundles and warehouse agree")
+    else:
+        for f in findings:
+            click.echo(f"{f.kind}: {f.what}: {f.action}")
 
 
 @cli.command()
@@ -326,7 +458,7 @@ def evaluate(version: int | None, home: Path, lock_timeout: float, as_json: bool
 
     chosen, table = evaluation_table(home, version, lock_timeout_s=lock_timeout)
     if as_json:
-        click.echo(json.dumps({"version": chosen.version, "status": chosen.status, "rows": table.to_dicts()}))
+        click.echo(json.dumps({"model_version": chosen.version, "status": chosen.status, "rows": table.to_dicts()}))
         return
     print_table(table, f"Model v{chosen.version} ({chosen.status}) vs baselines, data snapshot {chosen.data_snapshot}")
 
@@ -680,7 +812,8 @@ def print_table(frame, title: str) -> None:
         table.add_column(name, justify="right" if dtype.is_numeric() else "left")
     for row in frame.iter_rows():
         table.add_row(*[_cell(v) for v in row])
-    Console().print(table)
+    # Piped or redirected, there is no terminal width to respect: never cut or wrap a column.
+    Console(width=None if sys.stdout.isatty() else 10_000).print(table)
 
 
 def _cell(value) -> str:
@@ -691,6 +824,11 @@ def _cell(value) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value))
     return str(value)
+
+
+def main() -> None:
+    """The console command `selfie-recsys` (pyproject's [project.scripts])."""
+    cli(prog_name="selfie-recsys")
 
 
 if __name__ == "__main__":

@@ -15,3 +15,7 @@ class BrokenBundle(Exception):
 
 class PhotoError(InputError):
     """A photo that cannot be used: unreadable, too large, or without a face."""
+
+
+class StaleModel(BrokenBundle):
+    """A model version trained on another data snapshot than the warehouse holds now."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines.errors import BrokenBundle, UnknownUserId
+from pipelines.errors import BrokenBundle, StaleModel, UnknownUserId
 from pipelines.schemas import Basis, RecommendationList, RecommendedItem
 from recsys.age_bands import age_band
 from recsys.personalize import History, recommend_with_history, taste_dimensions
@@ -130,9 +130,22 @@ def load_bundle(version: ModelVersion) -> ServingBundle:
     if not version.bundle_path:
         raise BrokenBundle(f"model v{version.version} has no serving bundle recorded; retrain it")
     try:
-        return ServingBundle.load(version.bundle_path)
+        bundle = ServingBundle.load(version.bundle_path)
     except (InvalidBundle, OSError, ValueError) as e:
         raise BrokenBundle(f"the serving bundle of model v{version.version} at {version.bundle_path} is unusable ({e}); retrain or promote another version") from e
+    check_snapshot(version, bundle.manifest.get("data_snapshot"))
+    return bundle
+
+
+def check_snapshot(version: ModelVersion, trained_on: str | None) -> None:
+    """Refuse a model trained on other data than the warehouse holds now: its item and user ids
+    would be joined to another catalog's. (Hand-made bundles without a snapshot are not checked.)"""
+    if trained_on is not None and version.current_snapshot is not None and trained_on != version.current_snapshot:
+        raise StaleModel(
+            f"model v{version.version} was trained on data snapshot {trained_on}, but the warehouse now holds "
+            f"{version.current_snapshot}; its ids belong to the old catalog. Run `train` on the new data "
+            "(it becomes champion), or load the old data again"
+        )
 
 
 def _version(conn, version: int | None) -> ModelVersion:

@@ -1,7 +1,13 @@
 """Train a model version from the warehouse, evaluate it, log it to MLflow and register it.
 
-A new version becomes champion only if it beats the current champion on the cold-start
-metric (or when promotion is forced); the reason is printed, logged to MLflow and recorded.
+Finishing a version is all or nothing from the user's point of view: the warehouse's write lock
+is taken before anything is registered, and the MLflow registration, the bundle folder and the
+warehouse record are made under it; if any step fails, the steps already made are undone (the
+registry version deleted, the run marked FAILED, the bundle removed). A process killed in that
+window leaves leftovers that ``models repair`` finds and removes (see ``pipelines.repair``).
+
+The champion rule is in ``pipelines.promotion``: the new version is compared with the champion
+user by user on the same evaluation split; the reason is printed, tagged and stored.
 """
 
 from __future__ import annotations
@@ -9,29 +15,83 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
+
+import numpy as np
+import polars as pl
 
 from pipelines.errors import InputError
 from pipelines.events import merge_events
+from pipelines.promotion import Decision, compared_protocols, decide, paired_difference
 from warehouse.catalog import current_snapshot, read_dataset
 from warehouse.connection import connected
-from warehouse.model_versions import champion, record_version
+from warehouse.model_versions import champion, per_user_ndcg, record_version
 
 CHAMPION_METRIC = "cold.ndcg_at_10"
+SEEN_ITEMS = "seen_items.npz"
+
+
+class DivergedModel(InputError):
+    """Training produced non-finite vectors or scores: the model must not be registered."""
+
+
+class DataChanged(InputError):
+    """The warehouse's data changed while the model trained."""
 
 
 @dataclass(frozen=True)
 class TrainOutcome:
-    version: int
+    model_version: int
     run_id: str
+    run_name: str
     metrics: dict[str, float]
     baselines: dict[str, dict[str, float]]
     promoted: bool
     reason: str
+    comparisons: list[dict]  # the paired differences against the champion, per protocol
     warnings: list[str]
     bundle_path: Path
+    config: dict
+    adjustments: list[str]  # settings changed to fit the data (e.g. implicit feedback)
     seconds: float
+
+    @property
+    def version(self) -> int:
+        """The former name of ``model_version`` (callers written before the rename)."""
+        return self.model_version
+
+
+def adapt_to_data(config, interactions: pl.DataFrame):
+    """Settings that cannot work on this data, changed and explained (the rest is left alone).
+
+    Implicit feedback (every interaction has the same rating, e.g. purchases loaded without a
+    rating column) has no rating to weight by or to call relevant: every interaction counts.
+    """
+    ratings = interactions["rating"]
+    if ratings.n_unique() != 1:
+        return config, []
+    value = float(ratings[0])
+    changes, notes = {}, []
+    if config.rating_weight_offset is not None and value - config.rating_weight_offset <= 0:
+        changes["rating_weight_offset"] = None
+        notes.append(f"implicit feedback (every rating is {value:g}): rating_weight_offset off")
+    if config.positive_min_rating is not None and value < config.positive_min_rating:
+        changes["positive_min_rating"] = None
+        notes.append(f"implicit feedback: positive_min_rating off")
+    if value < config.relevant_min_rating:
+        changes["relevant_min_rating"] = value
+        notes.append(f"implicit feedback: every held-out interaction is relevant (relevant_min_rating {value:g})")
+    return config.with_changes(**changes), notes
+
+
+def run_name_for(data_format: str, snapshot: str, config, when: datetime) -> str:
+    """Dataset, settings and time, e.g. ``movielens-100k@3f2a9c1e s42 ep8 bs1024 lr0.01 2025-01-31T10:22:05``."""
+    settings = f"s{config.seed} ep{config.epochs} bs{config.batch_size} lr{config.learning_rate:g}"
+    if not config.logq_correction:
+        settings += " nologq"
+    return f"{data_format}@{snapshot[:8]} {settings} {when:%Y-%m-%dT%H:%M:%S}"
 
 
 def train(home: Path, config, *, force_promote: bool, show_progress: bool, lock_timeout_s: float) -> TrainOutcome:
@@ -43,7 +103,18 @@ def train(home: Path, config, *, force_promote: bool, show_progress: bool, lock_
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         dataset = read_dataset(conn)
         snapshot = current_snapshot(conn)
+        data_format = (conn.sql("SELECT format FROM dataset_loads WHERE snapshot_id = ?", params=[snapshot]).fetchall()
+                       or [("data",)])[0][0]
+    _check_writable(home)
 
+    from pipelines.native_logs import quiet_native_logs
+
+    with quiet_native_logs():  # TensorFlow's C++ log lines start at its import
+        return _train(home, config, dataset, snapshot, data_format, started,
+                      force_promote=force_promote, show_progress=show_progress, lock_timeout_s=lock_timeout_s)
+
+
+def _train(home, config, dataset, snapshot, data_format, started, *, force_promote, show_progress, lock_timeout_s):
     from recsys.data import RecsysData
     from recsys.export import export_bundle
     from recsys.plots import ndcg_by_group, training_curve
@@ -60,66 +131,181 @@ def train(home: Path, config, *, force_promote: bool, show_progress: bool, lock_
             f"too little data to train and evaluate ({data.users.height} users, {data.items.height} items); "
             "ingest a real dataset first"
         )
-    result = train_and_evaluate(data, config, show_progress=show_progress)
+    config, adjustments = adapt_to_data(config, data.interactions)
+    try:
+        result = train_and_evaluate(data, config, show_progress=show_progress)
+    except ValueError as e:  # the recsys package's own "got/expected" errors about data and settings
+        raise InputError(f"cannot train on this data with these settings: {e}") from e
+    _check_finite(result)
+    figures = {"training_curve.png": training_curve(result.history)}
+    for protocol in sorted(set(result.ndcg_by_group["protocol"].to_list())):
+        figures[f"ndcg_by_age_band_gender_{protocol}.png"] = ndcg_by_group(result.ndcg_by_group, protocol)
+    tracking.open_store(home)  # create or rebase the MLflow store before taking the warehouse lock
+    run_name = run_name_for(data_format, snapshot, config, datetime.now())
+    warnings = _losses_to_baselines(result.metrics, result.baselines)
 
     bundles = Path(home) / "bundles"
-    incoming = bundles / f".incoming-{uuid.uuid4().hex[:8]}"
-    try:
-        expected_version = tracking.next_registry_version(home)
-        export_bundle(result, incoming, version=str(expected_version))
-        figures = {
-            "training_curve.png": training_curve(result.history),
-            "ndcg_by_age_band_gender.png": ndcg_by_group(result.ndcg_by_group),
-        }
-        run_id, version = tracking.log_training_run(home, result, incoming, data_snapshot=snapshot, figures=figures)
-        if version != expected_version:
-            raise RuntimeError(f"the registry gave version {version}, expected {expected_version}; another process trained at the same time")
-        bundle_path = bundles / f"v{version}"
-        incoming.rename(bundle_path)
-    finally:
-        if incoming.exists():
-            shutil.rmtree(incoming)
-
-    warnings = _losses_to_baselines(result.metrics, result.baselines)
+    # The write lock is held from before registering until the record is committed, so that a
+    # reader elsewhere cannot make the final write fail after MLflow already has the version.
     with connected(home, lock_timeout_s=lock_timeout_s) as conn:
+        if current_snapshot(conn) != snapshot:
+            raise DataChanged(
+                f"the warehouse's data changed while training (snapshot {snapshot} -> {current_snapshot(conn)}); "
+                "nothing was registered: run `train` again"
+            )
         current = champion(conn)
-        promoted, reason = _decide(result.metrics, current, force_promote)
-        record_version(
-            conn,
-            version=version,
-            mlflow_run_id=run_id,
-            metrics={"model": result.metrics, "baselines": result.baselines},
-            data_snapshot=snapshot,
-            bundle_path=str(bundle_path.resolve()),
-            champion=promoted,
-            note=reason,
-        )
-    if promoted:
-        tracking.set_champion_alias(home, version)
-    tracking.tag_run(home, run_id, {"promotion": reason, **({"warning": " ".join(warnings)} if warnings else {})})
+        decision = _decide(conn, result, current, force_promote)
+        incoming = bundles / f".incoming-{uuid.uuid4().hex[:8]}"
+        run_id = version = None
+        bundle_path = None
+        try:
+            expected_version = tracking.next_registry_version(home)
+            export_bundle(result, incoming, version=str(expected_version))
+            _stamp_snapshot(incoming, snapshot)
+            _write_seen_items(data.interactions, incoming / SEEN_ITEMS)
+            run_id, version = tracking.log_training_run(
+                home, result, incoming, run_name=run_name, data_snapshot=snapshot, figures=figures,
+                training_data=data.interactions, seen_items=incoming / SEEN_ITEMS,
+                description=_description(run_name, result.metrics, decision.reason),
+            )
+            if version != expected_version:
+                raise RuntimeError(f"the registry gave version {version}, expected {expected_version}; "
+                                   "another process registered at the same time")
+            bundle_path = bundles / f"v{version}"
+            if bundle_path.exists():  # left by a killed run that never reached the warehouse
+                shutil.rmtree(bundle_path)
+            incoming.rename(bundle_path)
+            tags = {"promotion": decision.reason, "status": "champion" if decision.promoted else "candidate",
+                    "data_snapshot": snapshot, "seed": str(config.seed)}
+            if warnings:
+                tags["warning"] = " ".join(warnings)
+            if decision.promoted:
+                tracking.set_champion_alias(home, version)
+            tracking.finish_version(home, run_id, version, tags=tags,
+                                    description=_description(run_name, result.metrics, decision.reason))
+            record_version(
+                conn,
+                version=version,
+                mlflow_run_id=run_id,
+                metrics={"model": result.metrics, "baselines": result.baselines},
+                data_snapshot=snapshot,
+                bundle_path=str(bundle_path),
+                champion=decision.promoted,
+                note=decision.reason,
+                config=asdict(config),
+                run_name=run_name,
+                per_user=result.per_user_ndcg,
+            )
+        except BaseException as e:
+            tracking.discard_version(home, version, run_id, reason=f"{type(e).__name__}: {e}")
+            if decision.promoted and current is not None and version is not None:
+                tracking.set_champion_alias(home, current.version)
+            for leftover in (incoming, bundle_path):
+                if leftover is not None and leftover.exists():
+                    shutil.rmtree(leftover)
+            raise
+
     return TrainOutcome(
-        version=version,
+        model_version=version,
         run_id=run_id,
+        run_name=run_name,
         metrics=result.metrics,
         baselines=result.baselines,
-        promoted=promoted,
-        reason=reason,
+        promoted=decision.promoted,
+        reason=decision.reason,
+        comparisons=[{**asdict(d), "verdict": d.verdict} for d in decision.differences],
         warnings=warnings,
         bundle_path=bundle_path,
+        config=asdict(config),
+        adjustments=adjustments,
         seconds=time.perf_counter() - started,
     )
 
 
-def _decide(metrics: dict[str, float], current, force: bool) -> tuple[bool, str]:
-    new = metrics[CHAMPION_METRIC]
+def _decide(conn, result, current, force: bool) -> Decision:
+    """The champion rule on the paired per-user NDCG of the champion and the new model."""
     if current is None:
-        return True, f"first version: champion by default ({CHAMPION_METRIC} {new:.4f})"
-    old = current.metrics["model"][CHAMPION_METRIC]
-    if force:
-        return True, f"promotion forced ({CHAMPION_METRIC} {new:.4f} vs champion v{current.version} {old:.4f})"
-    if new > old:
-        return True, f"beats champion v{current.version} on {CHAMPION_METRIC}: {new:.4f} > {old:.4f}"
-    return False, f"does not beat champion v{current.version} on {CHAMPION_METRIC}: {new:.4f} <= {old:.4f}; kept as candidate"
+        return decide(None, [], force=force)
+    changed = split_differences(current.config, asdict(result.config))
+    if changed and not current.stale and not force:
+        return Decision(False, f"not compared with champion v{current.version}: it was evaluated on another split "
+                               f"({', '.join(changed)} differ); kept as candidate (`models promote` if intended)")
+    differences = []
+    if not current.stale and not changed:
+        for protocol in compared_protocols(result.metrics):
+            frame = result.per_user_ndcg.get(protocol)
+            new = {} if frame is None else dict(zip(frame["user_id"].to_list(), frame["ndcg"].to_list()))
+            old = per_user_ndcg(conn, current.version, protocol)
+            users = sorted(u for u in old.keys() & new.keys() if np.isfinite(new[u]))
+            differences.append(paired_difference(protocol, [old[u] for u in users], [new[u] for u in users]))
+    return decide(current.version, differences, champion_stale=current.stale, force=force)
+
+
+SPLIT_SETTINGS = ("holdout_share", "split_seed", "relevant_min_rating", "k")
+
+
+def split_differences(a: dict, b: dict) -> list[str]:
+    """The settings that define the evaluation split and differ between two configs."""
+    return [f"{k} {a.get(k)} vs {b.get(k)}" for k in SPLIT_SETTINGS if a.get(k) != b.get(k)]
+
+
+def _check_writable(home: Path) -> None:
+    """Fail before training, not after, when the home cannot take a new bundle or store."""
+    for folder in (Path(home) / "bundles", Path(home) / "mlruns"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".write-test-{uuid.uuid4().hex[:8]}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise InputError(f"cannot write to {folder} ({e.strerror}); free space or fix permissions, then train again") from e
+
+
+def _check_finite(result) -> None:
+    """A diverged model (NaN or infinite vectors or metrics) is refused before anything is written."""
+    item_vectors = result.model.item_vectors()
+    bad_items = ~np.isfinite(item_vectors).all(axis=1)
+    bad_metrics = [k for k, v in result.metrics.items() if not np.isfinite(v)]
+    bad_loss = [row for row in result.history if not np.isfinite(row["loss"])]
+    if bad_items.any() or bad_metrics or bad_loss:
+        lr = result.config.learning_rate
+        raise DivergedModel(
+            f"training diverged: {bad_items.mean():.0%} of item vectors are not finite"
+            + (f", non-finite loss in {len(bad_loss)} epoch(s)" if bad_loss else "")
+            + (f", non-finite metrics {bad_metrics[:3]}" if bad_metrics else "")
+            + f"; nothing was registered. Lower --learning-rate (got {lr:g}) and train again"
+        )
+
+
+def _stamp_snapshot(bundle: Path, snapshot: str) -> None:
+    """Record in the bundle's manifest which data it was trained on (checked when it serves)."""
+    import json
+
+    manifest_path = bundle / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["data_snapshot"] = snapshot
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+
+
+def _write_seen_items(interactions: pl.DataFrame, path: Path) -> None:
+    """Each known user's rated items in the bundle's order (CSR), for the MLflow model's known users."""
+    bundle = path.parent
+    user_ids = np.load(bundle / "user_ids.npy")
+    item_ids = np.load(bundle / "item_ids.npy")
+    pairs = (
+        interactions.select("user_id", "item_id").unique()
+        .join(pl.DataFrame({"user_id": user_ids, "_u": np.arange(len(user_ids))}), on="user_id")
+        .join(pl.DataFrame({"item_id": item_ids, "_i": np.arange(len(item_ids))}), on="item_id")
+        .sort("_u", "_i")
+    )
+    counts = np.bincount(pairs["_u"].to_numpy(), minlength=len(user_ids))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    np.savez(path, offsets=offsets, item_rows=pairs["_i"].to_numpy().astype(np.int64))
+
+
+def _description(run_name: str, metrics: dict[str, float], reason: str) -> str:
+    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in sorted(metrics) if k.endswith("ndcg_at_10"))
+    return f"{run_name}. {shown}. {reason}"
 
 
 def _losses_to_baselines(metrics: dict[str, float], baselines: dict[str, dict[str, float]]) -> list[str]:

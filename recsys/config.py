@@ -5,7 +5,10 @@ Defaults are the ones measured on MovieLens 100K by ``benchmarks/bench_recsys.py
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,10 @@ class TowerConfig:
 class TrainConfig:
     """Everything ``recsys.train.train_and_evaluate`` needs besides the data."""
 
-    seed: int = 42
+    seed: int = 42  # initialisation and shuffling; never the evaluation split (see split_seed)
+    # The cold-start evaluation split's seed. None: a user's side is a fixed hash of their id
+    # (recsys.splits.stable_unit), so every version is judged on the same users, whatever its seed.
+    split_seed: int | None = None
     tower: TowerConfig = field(default_factory=TowerConfig)
     epochs: int = 8
     batch_size: int = 1024  # also the number of in-batch negatives
@@ -105,3 +111,66 @@ class TrainConfig:
         if isinstance(changes.get("tower"), dict):
             changes["tower"] = replace(self.tower, **changes["tower"])
         return replace(self, **changes)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "TrainConfig":
+        """Settings from a TOML file (as ``to_toml`` writes it); absent keys keep their defaults.
+
+        An optional setting is turned off with the string "none" (TOML has no null).
+        """
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: not valid TOML ({e})") from e
+        changes = _checked(cls, raw, str(path))
+        if "tower" in changes:
+            changes["tower"] = TowerConfig(**_checked(TowerConfig, changes["tower"], f"{path} [tower]"))
+        return cls().with_changes(**changes)
+
+    def to_toml(self) -> str:
+        """Every setting with its value, readable back by ``from_toml``."""
+        lines = ["# selfie-recsys training settings (train --config FILE.toml); \"none\" turns an optional one off"]
+        lines += [_toml_line(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "tower"]
+        lines += ["", "[tower]"] + [_toml_line(f.name, getattr(self.tower, f.name)) for f in fields(self.tower)]
+        return "\n".join(lines) + "\n"
+
+
+def _toml_line(name: str, value) -> str:
+    if value is None:
+        return f'{name} = "none"'
+    if isinstance(value, bool):
+        return f"{name} = {str(value).lower()}"
+    if isinstance(value, tuple):
+        return f"{name} = [{', '.join(map(str, value))}]"
+    return f"{name} = {value!r}"
+
+
+def _checked(cls, raw: dict, where: str) -> dict:
+    """``raw`` with values converted to the dataclass's field types; unknown keys are refused."""
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(raw) - set(hints))
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)}; expected some of {', '.join(hints)}")
+    out = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        if name == "tower" and cls is TrainConfig:
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: 'tower' must be a table ([tower]), got {value!r}")
+            out[name] = value
+            continue
+        optional = type(None) in typing.get_args(hint)
+        base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
+        if optional and value == "none":
+            out[name] = None
+        elif typing.get_origin(base) is tuple and isinstance(value, list) and all(isinstance(v, int) for v in value):
+            out[name] = tuple(value)
+        elif base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+        elif base in (int, bool, str) and type(value) is base:
+            out[name] = value
+        else:
+            expected = "a list of integers" if typing.get_origin(base) is tuple else getattr(base, "__name__", str(base))
+            or_none = ' or "none"' if optional else ""
+            raise ValueError(f"{where}: {name} must be {expected}{or_none} (got {value!r})")
+    return out

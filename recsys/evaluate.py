@@ -101,6 +101,14 @@ def evaluate(recommender, protocol: Protocol, k: int = 10) -> Evaluation:
     return Evaluation(metrics=report, per_user_ndcg=per_user)
 
 
+def per_user_frame(protocol: Protocol, evaluation: Evaluation) -> pl.DataFrame:
+    """user_id and NDCG@k per judged user: what a paired comparison of two versions needs."""
+    return pl.DataFrame(
+        {"user_id": protocol.users["user_id"], "ndcg": evaluation.per_user_ndcg},
+        schema={"user_id": pl.Int64, "ndcg": pl.Float64},
+    )
+
+
 def ndcg_by_group(protocol: Protocol, evaluation: Evaluation, k: int = 10) -> pl.DataFrame:
     """Mean NDCG@k and user count per age band x gender ("" = unknown)."""
     features = user_features(protocol.users)

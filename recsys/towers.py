@@ -9,6 +9,10 @@ Prior part: one column per age band x gender group (see ``recsys.prior``): the i
 each group's log-popularity (set after training with ``ItemTower.set_prior``, zero until then),
 the user tower the group's one-hot, for users without a known id only.
 
+A feature the catalog does not have (no occupations, no genres, no title word shared by two
+items) has an empty vocabulary: its lookup is left out and every row lands in the feature's
+unknown slot, so the feature drops out of the tower instead of failing to build.
+
 The tower's vector is id + deep + wide. Keeping the id out of the MLP is what makes cold start
 work: the demographic terms learn from every example, and with the id dropped for a share of
 examples (see ``TrainConfig.user_id_dropout``) they must explain the data on their own, so a new
@@ -38,6 +42,13 @@ def _mlp(cfg: TowerConfig, name: str) -> tf.keras.Sequential:
     return tf.keras.Sequential(layers, name=name)
 
 
+def _string_lookup(values: tuple[str, ...], **kwargs) -> tf.keras.layers.StringLookup | None:
+    """A lookup for a feature's vocabulary; None when the catalog has no values for it."""
+    if not values:
+        return None
+    return tf.keras.layers.StringLookup(vocabulary=list(values), **kwargs)
+
+
 def _embedding(n: int, dim: int, cfg: TowerConfig, name: str, mask_zero: bool = False):
     return tf.keras.layers.Embedding(
         n, dim, embeddings_regularizer=_regularizer(cfg), mask_zero=mask_zero, name=name
@@ -57,9 +68,7 @@ class UserTower(tf.keras.Model):
         )
         self.age_lookup = tf.keras.layers.StringLookup(vocabulary=list(vocab.age_bands), mask_token=None)
         self.gender_lookup = tf.keras.layers.StringLookup(vocabulary=list(vocab.genders), mask_token=None)
-        self.occupation_lookup = tf.keras.layers.StringLookup(
-            vocabulary=list(vocab.occupations), mask_token=None
-        )
+        self.occupation_lookup = _string_lookup(vocab.occupations, mask_token=None)
         self._n_genders = len(vocab.genders) + 1
         self.user_embedding = _embedding(len(vocab.user_ids) + 1, cfg.output_dim, cfg, "user_id")
         dim = cfg.feature_embedding_dim
@@ -78,7 +87,10 @@ class UserTower(tf.keras.Model):
         user = self.user_lookup(features["user_id"])
         age = self.age_lookup(features["age_band"])
         gender = self.gender_lookup(features["gender"])
-        occupation = self.occupation_lookup(features["occupation"])
+        occupation = (
+            self.occupation_lookup(features["occupation"]) if self.occupation_lookup is not None
+            else tf.zeros_like(age)
+        )
         deep = self.deep(
             tf.concat(
                 [self.age_embedding(age), self.gender_embedding(gender), self.occupation_embedding(occupation)],
@@ -109,10 +121,8 @@ class ItemTower(tf.keras.Model):
             vocabulary=list(vocab.item_ids), mask_token=None, num_oov_indices=1
         )
         # Padding (UNKNOWN) is the mask token here, so multi-hot and pooling ignore it.
-        self.genre_lookup = tf.keras.layers.StringLookup(
-            vocabulary=list(vocab.genres), mask_token=UNKNOWN, output_mode="multi_hot"
-        )
-        self.token_lookup = tf.keras.layers.StringLookup(vocabulary=list(vocab.title_tokens), mask_token=UNKNOWN)
+        self.genre_lookup = _string_lookup(vocab.genres, mask_token=UNKNOWN, output_mode="multi_hot")
+        self.token_lookup = _string_lookup(vocab.title_tokens, mask_token=UNKNOWN)
         # A missing year is 0, below the first boundary: its own bucket.
         self.year_bucket = tf.keras.layers.Discretization(bin_boundaries=[float(b) for b in vocab.year_boundaries])
         n_items = len(vocab.item_ids) + 1
@@ -120,9 +130,10 @@ class ItemTower(tf.keras.Model):
         self.item_embedding = _embedding(n_items, cfg.output_dim, cfg, "item_id")
         self.year_embedding = _embedding(len(vocab.year_boundaries) + 1, dim, cfg, "year")
         self.token_embedding = _embedding(len(vocab.title_tokens) + 2, dim, cfg, "title_token", mask_zero=True)
-        self.genre_projection = tf.keras.layers.Dense(dim, use_bias=False, name="genre_embedding")
+        has_genres = self.genre_lookup is not None
+        self.genre_projection = tf.keras.layers.Dense(dim, use_bias=False, name="genre_embedding") if has_genres else None
         self.deep = _mlp(cfg, "item_deep")
-        self.wide_genres = tf.keras.layers.Dense(cfg.output_dim, use_bias=False, name="wide_genres")
+        self.wide_genres = tf.keras.layers.Dense(cfg.output_dim, use_bias=False, name="wide_genres") if has_genres else None
         self.item_bias = _embedding(n_items, 1, cfg, "item_bias") if cfg.item_bias else None
         n_groups = (len(vocab.age_bands) + 1) * (len(vocab.genders) + 1)
         # Not trained: counted from the data after training (see set_prior).
@@ -139,17 +150,24 @@ class ItemTower(tf.keras.Model):
 
     def call(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
         item = self.item_lookup(features["item_id"])
-        # multi_hot keeps a column for the mask slot; drop it.
-        genres = self.genre_lookup(features["genres"])[:, 1:]
-        tokens = self.token_lookup(features["title"])
+        if self.token_lookup is not None:
+            tokens = self.token_lookup(features["title"])
+        else:  # no title tokens: every position is padding, so the title part is zero
+            tokens = tf.zeros(tf.shape(features["title"]), dtype=tf.int64)
         token_vectors = self.token_embedding(tokens)
         token_mask = tf.cast(tokens > 0, token_vectors.dtype)[:, :, None]
         title = tf.reduce_sum(token_vectors * token_mask, axis=1) / tf.maximum(
             tf.reduce_sum(token_mask, axis=1), 1.0
         )
         year = self.year_embedding(self.year_bucket(features["year"]))
-        deep = self.deep(tf.concat([self.genre_projection(genres), year, title], axis=-1))
-        vector = self.item_embedding(item) + deep + self.wide_genres(genres)
+        if self.genre_lookup is None:
+            deep = self.deep(tf.concat([year, title], axis=-1))
+            vector = self.item_embedding(item) + deep
+        else:
+            # multi_hot keeps a column for the mask slot; drop it.
+            genres = self.genre_lookup(features["genres"])[:, 1:]
+            deep = self.deep(tf.concat([self.genre_projection(genres), year, title], axis=-1))
+            vector = self.item_embedding(item) + deep + self.wide_genres(genres)
         if self.item_bias is not None:
             vector = tf.concat([vector, self.item_bias(item)], axis=-1)
         return tf.concat([vector, self.prior(item)], axis=-1)

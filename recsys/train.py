@@ -24,7 +24,7 @@ import tensorflow_recommenders as tfrs
 from recsys.baselines import DemographicPopularity, ImplicitALS, Popularity
 from recsys.config import TrainConfig
 from recsys.data import RecsysData
-from recsys.evaluate import COLD, WARM, build_protocol, evaluate, ndcg_by_group
+from recsys.evaluate import COLD, WARM, build_protocol, evaluate, ndcg_by_group, per_user_frame
 from recsys.features import (
     UNKNOWN,
     UNKNOWN_ID,
@@ -160,9 +160,13 @@ class _BatchLosses(tf.keras.callbacks.Callback):
 
 
 def fit_two_tower(
-    train: RecsysData, cfg: TrainConfig, show_progress: bool = False, stage: str = "final"
+    train: RecsysData, cfg: TrainConfig, show_progress: bool = False, stage: str = "final", epoch_metric=None
 ) -> tuple[TwoTowerRecommender, list[dict]]:
-    """Train a fresh model on ``train``; returns it and one history row per epoch."""
+    """Train a fresh model on ``train``; returns it and one history row per epoch.
+
+    ``epoch_metric(recommender) -> float``, when given, is measured after every epoch and kept
+    in the history as ``val_ndcg`` beside the loss, so the curves show when to stop.
+    """
     # Keras initialisers draw from the global seeds; set them per fit so runs repeat.
     tf.keras.utils.set_random_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -192,6 +196,8 @@ def fit_two_tower(
             "loss": float(np.mean(batch_losses.losses)) / batch_size,
             "seconds": time.perf_counter() - start,
         }
+        if epoch_metric is not None:
+            row["val_ndcg"] = float(epoch_metric(TwoTowerRecommender(model=model, vocab=vocab, users=train.users, items=train.items)))
         history.append(row)
         logger.info("%s epoch %d: loss %.4f (%.1fs)", stage, row["epoch"], row["loss"], row["seconds"])
     _set_cold_start_prior(model, train, vocab, cfg)
@@ -219,12 +225,14 @@ class TrainingResult:
     model: TwoTowerRecommender
     # "all" (refit on every interaction after evaluating) or "warm_split" (the warm model).
     model_trained_on: str
-    history: list[dict]  # per epoch: stage, epoch, loss, seconds
+    history: list[dict]  # per epoch: stage, epoch, loss, seconds (and val_ndcg for cold/warm)
     metrics: dict[str, float]  # e.g. "cold.ndcg_at_10", "warm.recall_at_10", "seconds.total"
     baselines: dict[str, dict[str, float]]  # baseline name -> keys as in ``metrics``
     ndcg_by_group: pl.DataFrame  # protocol, age_band, gender, ndcg_at_10, n_users
     config: TrainConfig
     data_summary: dict[str, float]
+    # protocol -> user_id, ndcg: per judged user, for paired comparisons between versions
+    per_user_ndcg: dict[str, pl.DataFrame] = field(default_factory=dict)
 
     def config_dict(self) -> dict:
         return asdict(self.config)
@@ -241,14 +249,19 @@ def train_and_evaluate(data: RecsysData, cfg: TrainConfig, show_progress: bool =
     baselines: dict[str, dict[str, float]] = {}
     history: list[dict] = []
     groups = []
+    per_user: dict[str, pl.DataFrame] = {}
 
     def run_protocol(name: str, split, baseline_models) -> TwoTowerRecommender:
         """Fit on the split's training side, then score the model and the baselines on it."""
         t = time.perf_counter()
         protocol = build_protocol(name, split, cfg.relevant_min_rating)
-        recommender, rows = fit_two_tower(split.train, cfg, show_progress, stage=name)
+        recommender, rows = fit_two_tower(
+            split.train, cfg, show_progress, stage=name,
+            epoch_metric=lambda model: evaluate(model, protocol, cfg.k).metrics[f"ndcg_at_{cfg.k}"],
+        )
         history.extend(rows)
         evaluation = evaluate(recommender, protocol, cfg.k)
+        per_user[name] = per_user_frame(protocol, evaluation)
         metrics.update(_prefixed(name, evaluation.metrics))
         groups.append(ndcg_by_group(protocol, evaluation, cfg.k))
         for baseline in baseline_models:
@@ -259,7 +272,7 @@ def train_and_evaluate(data: RecsysData, cfg: TrainConfig, show_progress: bool =
 
     # 1. Cold start: new visitors, judged from demographics alone.
     run_protocol(
-        COLD, cold_start_split(data, cfg.holdout_share, random_state=cfg.seed),
+        COLD, cold_start_split(data, cfg.holdout_share, random_state=cfg.split_seed),
         (Popularity(), DemographicPopularity()),
     )
     # 2. Warm: every user's later ratings, with ALS as the collaborative-filtering baseline.
@@ -289,4 +302,5 @@ def train_and_evaluate(data: RecsysData, cfg: TrainConfig, show_progress: bool =
         ndcg_by_group=pl.concat(groups),
         config=cfg,
         data_summary=data.summary(),
+        per_user_ndcg=per_user,
     )

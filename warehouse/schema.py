@@ -129,6 +129,32 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE batch_runs ADD COLUMN selfie_lists_stored BOOLEAN DEFAULT FALSE;
         """,
     ),
+    (
+        "model_versions_config_and_per_user_evaluations",
+        """
+        -- Bundle paths become relative to the home (a moved or copied home keeps working);
+        -- the old code always wrote HOME/bundles/vN.
+        UPDATE model_versions
+           SET bundle_path = 'bundles/' || regexp_extract(bundle_path, '/bundles/(v[0-9]+)$', 1)
+         WHERE regexp_matches(bundle_path, '/bundles/v[0-9]+$');
+        ALTER TABLE model_versions ADD COLUMN config JSON;      -- the TrainConfig, whole
+        ALTER TABLE model_versions ADD COLUMN run_name VARCHAR; -- the MLflow run's name
+        -- Per judged user and protocol: the NDCG@k a version scored on its evaluation split.
+        -- Versions trained on the same data snapshot share the split, so two versions can be
+        -- compared user by user (paired bootstrap) without re-scoring either.
+        CREATE TABLE model_evaluations (
+            version INTEGER NOT NULL,
+            protocol VARCHAR NOT NULL,
+            user_id BIGINT NOT NULL,
+            ndcg DOUBLE NOT NULL,
+            PRIMARY KEY (version, protocol, user_id)
+        );
+        -- batch_results.user_id is the audience's id (text: new visitors may have any id);
+        -- this view adds it as a BIGINT (NULL when it is not an integer) to join users.user_id.
+        CREATE VIEW batch_results_by_user AS
+            SELECT b.*, TRY_CAST(b.user_id AS BIGINT) AS known_user_id FROM batch_results b;
+        """,
+    ),
 )
 
 
