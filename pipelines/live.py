@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 import polars as pl
 
-from pipelines.errors import InputError, UnknownUserId
+from pipelines.errors import InputError, StaleModel, UnknownUserId
 from pipelines.events import erase, merge_events
 from pipelines.recommend import CatalogIndex, Recommendations, load_bundle, rank
 from pipelines.rules import CampaignRules, blocked_items
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # A rating counts as a like at or above this share of the dataset's top rating (4 of 5 on
 # MovieLens), as a dislike at or below the other.
 LIKE_SHARE, DISLIKE_SHARE = 0.8, 0.4
+RECENT_PER_USER = 50  # interactions per user kept for the history route
 
 
 class UnknownItem(InputError):
@@ -83,6 +84,7 @@ class Snapshot:
     users: dict[int, tuple]  # user id -> (age, gender, occupation)
     seen: dict[int, np.ndarray]  # user id -> bundle rows of items in their warehouse history
     popularity: pl.DataFrame  # item_id, n_interactions: the catalog's order for pickers
+    recent: dict[int, list[tuple]]  # user id -> newest interactions first: (item_id, rating, timestamp)
     top_rating: float
     merged_up_to: int  # landing events up to this id are in ``seen`` already
     data_snapshot: Optional[str]
@@ -95,6 +97,10 @@ def load_snapshot(home: Path, *, lock_timeout_s: float) -> Snapshot:
         items = read_items(conn)
         users = conn.sql("SELECT user_id, age, gender, occupation FROM users").fetchall()
         history = conn.sql("SELECT user_id, item_id FROM interactions").pl()
+        recent = conn.sql(
+            f"""SELECT user_id, item_id, rating, timestamp FROM interactions
+                QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY timestamp DESC, item_id) <= {RECENT_PER_USER}
+                ORDER BY user_id, timestamp DESC, item_id""").fetchall()
         top = conn.sql("SELECT coalesce(max(rating), 1) FROM interactions").fetchall()[0][0]
         watermark = merged_up_to(conn)
         data_snapshot = current_snapshot(conn)
@@ -112,11 +118,19 @@ def load_snapshot(home: Path, *, lock_timeout_s: float) -> Snapshot:
                   .with_columns(pl.col("n_interactions").fill_null(0).cast(pl.Int64))
                   .sort(["n_interactions", "item_id"], descending=[True, False]))
     return Snapshot(
+        recent=_group_recent(recent),
         version=version, bundle=bundle, items=items, catalog=CatalogIndex.build(bundle.item_ids, items),
         item_index=item_index, popularity=popularity,
         users={int(u): (a, g, o) for u, a, g, o in users}, seen=seen, top_rating=float(top),
         merged_up_to=int(watermark), data_snapshot=data_snapshot,
     )
+
+
+def _group_recent(rows: list[tuple]) -> dict[int, list[tuple]]:
+    grouped: dict[int, list[tuple]] = {}
+    for user_id, item_id, rating, timestamp in rows:
+        grouped.setdefault(int(user_id), []).append((int(item_id), float(rating), int(timestamp)))
+    return grouped
 
 
 def _warehouse_stamp(home: Path) -> tuple:
@@ -158,6 +172,12 @@ class LiveRecommender:
             except LockedWarehouse as e:
                 self.last_error = str(e)
                 return False
+            except StaleModel as e:
+                # The data was replaced under the champion: serving its old ids against the new
+                # catalog would be wrong, so stop until a model of the new data is promoted.
+                self.snapshot, self.last_error, self._stamp = None, str(e), stamp
+                log.warning("not serving: %s", e)
+                return True
             except (WarehouseError, InputError, Exception) as e:  # noqa: BLE001 - a reload must not kill the service
                 self.last_error = f"{type(e).__name__}: {e}"
                 log.warning("reload failed: %s", self.last_error)
@@ -229,6 +249,23 @@ class LiveRecommender:
         if genre:
             frame = frame.filter(pl.col("genres").list.contains(genre))
         return [_item_record(row) for row in frame.head(limit).iter_rows(named=True)], frame.height
+
+    def history(self, user_id: int, limit: int) -> list[dict]:
+        """A known user's latest interactions, newest first: what landed since, then the warehouse's."""
+        snapshot = self.require_snapshot()
+        if user_id in self._erased:
+            raise ErasedUser(f"user {user_id} was erased")
+        if user_id not in snapshot.users:
+            raise UnknownUserId(f"user {user_id} is not in the warehouse")
+        rows = [(e.item_id, e.type, e.value, e.timestamp) for e in reversed(self.landing.events_of(user_id=user_id))]
+        rows += [(item, "rating", rating, ts) for item, rating, ts in snapshot.recent.get(user_id, [])]
+        out = []
+        for item_id, kind, value, timestamp in rows[:limit]:
+            row = snapshot.item_index.get(item_id)
+            meta = (snapshot.catalog.titles[row], snapshot.catalog.years[row], snapshot.catalog.genres[row]) if row is not None else (None, None, [])
+            out.append({"item_id": item_id, "title": meta[0], "year": meta[1], "genres": meta[2],
+                        "type": kind, "value": value, "timestamp": timestamp})
+        return out
 
     # ------------------------------------------------------------------ lists
 

@@ -138,3 +138,18 @@ class ReloadOut(BaseModel):
     reloaded: bool
     model_version: Optional[int]
     error: Optional[str] = None
+
+
+class HistoryEntry(BaseModel):
+    item_id: int
+    title: Optional[str]
+    year: Optional[int] = None
+    genres: list[str]
+    type: str = Field(description="rating (from the warehouse), or the event type the service recorded")
+    value: Optional[float] = None
+    timestamp: int
+
+
+class HistoryOut(BaseModel):
+    user_id: int
+    items: list[HistoryEntry]

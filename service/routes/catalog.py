@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from service.deps import LiveDep
 from service.errors import ERROR_RESPONSES
-from service.schemas import ChampionOut, Id, ItemOut, ItemsPage
+from service.schemas import ChampionOut, HistoryOut, Id, ItemOut, ItemsPage
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -41,3 +41,10 @@ def champion(live: LiveDep):
         status=version.status, metrics={k: float(v) for k, v in model.items() if isinstance(v, (int, float))},
         loaded_at=snapshot.loaded_at,
     )
+
+
+@router.get("/users/{user_id}/history", response_model=HistoryOut, responses=ERROR_RESPONSES)
+def user_history(user_id: Annotated[Id, Path()], live: LiveDep,
+                 limit: Annotated[int, Query(ge=1, le=50)] = 10):
+    """A known user's latest interactions, newest first (for a returning customer's page)."""
+    return HistoryOut(user_id=user_id, items=live.history(user_id, limit))

@@ -188,3 +188,12 @@ def test_erasing_a_session(client, admin):
     response = client.delete("/v1/sessions/gone", headers=admin)
     assert response.status_code == 200 and response.json()["landing_events_deleted"] == 1
     assert client.post("/v1/recommendations", json={"session_id": "gone"}).json()["basis"]["n_liked"] == 0
+
+
+def test_a_known_users_history_newest_first_with_what_landed(client):
+    assert client.get("/v1/users/1/history").json()["items"][0]["item_id"] == 10
+    client.post("/v1/events", json={"events": [{"user_id": 1, "item_id": 13, "type": "like"}]})
+    items = client.get("/v1/users/1/history", params={"limit": 5}).json()["items"]
+    assert [(i["item_id"], i["type"]) for i in items] == [(13, "like"), (10, "rating")]
+    assert items[0]["title"] == "Item 13"
+    assert client.get("/v1/users/999/history").status_code == 404
