@@ -24,6 +24,7 @@ import polars as pl
 
 from pipelines.errors import InputError
 from pipelines.events import merge_events
+from pipelines.fileio import fault_point
 from pipelines.promotion import Decision, compared_protocols, decide, paired_difference
 from warehouse.catalog import current_snapshot, read_dataset
 from warehouse.connection import connected
@@ -106,6 +107,11 @@ def train(home: Path, config, *, force_promote: bool, show_progress: bool, lock_
         data_format = (conn.sql("SELECT format FROM dataset_loads WHERE snapshot_id = ?", params=[snapshot]).fetchall()
                        or [("data",)])[0][0]
     _check_writable(home)
+    # A train killed mid-registration left a registry version, a bundle or a RUNNING run that
+    # the warehouse does not know: sweep them first, as `models repair` would.
+    from pipelines.repair import repair
+
+    repair(home, dry_run=False, lock_timeout_s=lock_timeout_s)
 
     from pipelines.native_logs import quiet_native_logs
 
@@ -168,9 +174,11 @@ def _train(home, config, dataset, snapshot, data_format, started, *, force_promo
                 training_data=data.interactions, seen_items=incoming / SEEN_ITEMS,
                 description=_description(run_name, result.metrics, decision.reason),
             )
+            fault_point("train.registered")
             if version != expected_version:
-                raise RuntimeError(f"the registry gave version {version}, expected {expected_version}; "
-                                   "another process registered at the same time")
+                # MLflow never reuses the number of a deleted version (a killed run's orphan, swept
+                # by repair), so the guess can be low; the warehouse's lock rules out a rival.
+                _renumber_bundle(incoming, version)
             bundle_path = bundles / f"v{version}"
             if bundle_path.exists():  # left by a killed run that never reached the warehouse
                 shutil.rmtree(bundle_path)
@@ -196,6 +204,7 @@ def _train(home, config, dataset, snapshot, data_format, started, *, force_promo
                 run_name=run_name,
                 per_user=result.per_user_ndcg,
             )
+            fault_point("train.recorded")
         except BaseException as e:
             tracking.discard_version(home, version, run_id, reason=f"{type(e).__name__}: {e}")
             if decision.promoted and current is not None and version is not None:
@@ -220,6 +229,15 @@ def _train(home, config, dataset, snapshot, data_format, started, *, force_promo
         adjustments=adjustments,
         seconds=time.perf_counter() - started,
     )
+
+
+def _renumber_bundle(bundle: Path, version: int) -> None:
+    import json
+
+    manifest_path = bundle / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["version"] = str(version)
+    manifest_path.write_text(json.dumps(manifest, indent=2))
 
 
 def _decide(conn, result, current, force: bool) -> Decision:

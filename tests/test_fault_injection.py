@@ -101,3 +101,30 @@ def test_killed_batch_score_keeps_file_and_warehouse_together(tmp_path):
 
     summary = batch_score(home, old, out, k=2, campaign="c", version=None, rules=CampaignRules(), show_progress=False)
     assert summary.n_rejected == 1 and campaign_state(home, out) == before  # a rerun succeeds
+
+
+@pytest.mark.slow
+def test_killed_train_registers_nothing_and_the_next_train_sweeps_what_it_left(tmp_path):
+    from pipelines import tracking
+    from warehouse.model_versions import list_versions
+
+    home = tmp_path / "home"
+    ingest_movielens(home, write_ml100k(tmp_path / "ml", n_users=40, n_items=30, n_ratings=500), lock_timeout_s=5)
+    first = subprocess.run([sys.executable, "cli.py", "train", "--epochs", "1", "--home", str(home)], cwd=REPO,
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    # Killed after MLflow registered the version, before the warehouse recorded it.
+    done = cli_killed_at("train.registered", "train", "--epochs", "1", "--promote", "--home", home)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    with connected(home, read_only=True) as conn:
+        assert [(v.version, v.status) for v in list_versions(conn)] == [(1, "champion")]  # the user sees no change
+    assert tracking.registry_versions(home) == [1, 2]  # what the kill left in MLflow
+    rerun = subprocess.run([sys.executable, "cli.py", "train", "--epochs", "1", "--promote", "--json", "--home", str(home)],
+                           cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    with connected(home, read_only=True) as conn:
+        versions = list_versions(conn)
+    assert [v.status for v in versions] == ["retired", "champion"]
+    assert sorted(tracking.registry_versions(home)) == sorted(v.version for v in versions)  # no orphan left
+    assert sorted(p.name for p in (home / "bundles").iterdir()) == sorted(f"v{v.version}" for v in versions)
+    assert tracking.stuck_runs(home) == []
