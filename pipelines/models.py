@@ -37,7 +37,8 @@ def evaluation_table(home: Path, version: int | None, *, lock_timeout_s: float) 
 
 def comparison_table(metrics: dict[str, float], baselines: dict[str, dict[str, float]], model_name: str) -> pl.DataFrame:
     """Rows: the evaluation metrics; columns: the model, then each baseline of the same split."""
-    names = [m for m in metrics if m.startswith(("cold.", "warm."))]
+    names = [m for m in metrics if m.startswith(("cold.", "warm."))
+             or (m.startswith("fewshot.") and m.endswith((".ndcg_at_10", ".recall_at_10")))]
     columns = {"metric": names, model_name: [metrics[m] for m in names]}
     for baseline, scores in baselines.items():
         columns[baseline] = [scores.get(m) for m in names]

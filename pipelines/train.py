@@ -42,7 +42,7 @@ def train(home: Path, config, *, force_promote: bool, show_progress: bool, lock_
 
     from recsys.data import RecsysData
     from recsys.export import export_bundle
-    from recsys.plots import ndcg_by_group, training_curve
+    from recsys.plots import fewshot_curve, ndcg_by_group, training_curve
     from recsys.train import train_and_evaluate
     from pipelines import tracking
 
@@ -66,6 +66,7 @@ def train(home: Path, config, *, force_promote: bool, show_progress: bool, lock_
         figures = {
             "training_curve.png": training_curve(result.history),
             "ndcg_by_age_band_gender.png": ndcg_by_group(result.ndcg_by_group),
+            "fewshot_ndcg.png": fewshot_curve(result.metrics, result.baselines),
         }
         run_id, version = tracking.log_training_run(home, result, incoming, data_snapshot=snapshot, figures=figures)
         if version != expected_version:

@@ -78,7 +78,7 @@ def export_bundle(result, out_dir: str | Path, version: str) -> Path:
         "metrics": {k: float(v) for k, v in result.metrics.items()},
     }
     if item_item is not None:
-        # The item-item part (recsys.personalize): tables for new visitors' likes and known users' histories.
+        # The item-item part (recsys.personalize): cosine and EASE tables and their blend weights.
         manifest["item_item"] = serving.save_item_item(out, item_item)
     (out / serving.MANIFEST).write_text(json.dumps(manifest, indent=2))
     return out

@@ -3,7 +3,8 @@
 Two closed forms over the binary users x liked-items matrix X (liked = rated >= ``min_rating``):
 
 - cosine: X^T X divided by the items' norms (item-kNN). Robust with a handful of items, so it
-  serves people the two-tower model does not know: a new visitor's first likes.
+  serves people the two-tower model does not know: a new visitor's first likes (and, averaged,
+  known users too).
 - EASE (Steck 2019, "Embarrassingly Shallow Autoencoders for Sparse Data"):
   B = argmin ||X - XB||^2 + l2 ||B||^2 with diag(B) = 0; with P = (X^T X + l2 I)^-1 the answer
   is B = -P / diag(P) (column-wise), diagonal zeroed. Fitted to whole histories, so it serves
@@ -23,32 +24,36 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ItemItemConfig:
-    """The item-item part of the model (``TrainConfig.item_item``). Weights were chosen on
-    validation users carved from the training side; see the README's results."""
+    """The item-item part of the model (``TrainConfig.item_item``). Widths and weights were
+    chosen on validation users carved from the training side; see the README's results."""
 
     # Items count as liked together when both are rated at least this (the relevance threshold:
     # co-liked predicts liked better than co-rated: EASE on liked items 0.180 NDCG@10 warm,
     # on all rated items 0.163).
     min_rating: float | None = 4.0
-    # New visitors: cosine neighbours kept per item, and the weight of their summed similarity
-    # against the two-tower score (which, for them, carries the demographic prior).
-    new_visitor_width: int = 100
-    new_visitor_weight: float = 6.0
-    # Known users: EASE's l2, neighbours kept per item (None: all, a dense table), and weight.
-    known_user_l2: float = 200.0
-    known_user_width: int | None = None
-    known_user_weight: float = 16.0
+    # Cosine neighbours kept per item (50 to 200 scored alike on validation).
+    cosine_width: int = 100
+    # New visitors: weight of the summed cosine of their likes against the two-tower score
+    # (which, for them, carries the demographic prior); best of 2-24 at 1, 3, 5 and 10 likes.
+    new_visitor_weight: float = 8.0
+    # Known users: weight of EASE's summed rows and of the mean cosine of their liked items.
+    # The sum suits EASE (fitted to whole histories); the mean keeps the cosine part at one
+    # scale from ten liked items to hundreds.
+    known_user_ease_weight: float = 8.0
+    known_user_cosine_weight: float = 8.0
+    ease_l2: float = 200.0
+    # EASE neighbours kept per item; None keeps all (a dense table: its negative weights matter).
+    ease_width: int | None = None
     # EASE inverts an n_items x n_items matrix: above this many items (4 GB and minutes at
-    # 20,000) known users' histories go through the new visitors' cosine table instead.
-    known_user_max_items: int = 20_000
+    # 20,000) known users get the cosine part alone.
+    ease_max_items: int = 20_000
 
     def __post_init__(self) -> None:
-        widths_ok = self.new_visitor_width >= 1 and (self.known_user_width is None or self.known_user_width >= 1)
-        if not widths_ok or self.new_visitor_weight < 0 or self.known_user_weight < 0 or self.known_user_l2 <= 0:
+        weights = (self.new_visitor_weight, self.known_user_ease_weight, self.known_user_cosine_weight)
+        if self.cosine_width < 1 or (self.ease_width is not None and self.ease_width < 1) or min(weights) < 0 or self.ease_l2 <= 0:
             raise ValueError(
-                "expected widths >= 1 (or None for the known-user table), weights >= 0 and known_user_l2 > 0 "
-                f"(got {self.new_visitor_width}, {self.known_user_width}, {self.new_visitor_weight}, "
-                f"{self.known_user_weight}, {self.known_user_l2})"
+                "expected cosine_width >= 1, ease_width >= 1 or None, weights >= 0 and ease_l2 > 0 (got "
+                f"{self.cosine_width}, {self.ease_width}, {weights}, {self.ease_l2})"
             )
 
 
@@ -109,8 +114,7 @@ def ease_weights(matrix, l2: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ItemItemTable:
-    """Per item (row, catalog order): its neighbours' weights, and the weight of the summed rows
-    against the two-tower score.
+    """Per item (row, catalog order): its neighbours' weights.
 
     Sparse: ``neighbours`` [n_items, width] holds the columns of ``weights`` [n_items, width]
     (padding entries weigh 0). Dense: ``neighbours`` is None and ``weights`` is [n_items, n_items].
@@ -118,7 +122,6 @@ class ItemItemTable:
 
     weights: np.ndarray
     neighbours: np.ndarray | None = None
-    blend_weight: float = 1.0
 
     def __post_init__(self) -> None:
         dense = self.neighbours is None
@@ -132,21 +135,21 @@ class ItemItemTable:
             )
 
     @classmethod
-    def from_dense(cls, weights: np.ndarray, width: int | None, blend_weight: float = 1.0) -> "ItemItemTable":
+    def from_dense(cls, weights: np.ndarray, width: int | None) -> "ItemItemTable":
         """Keep each row's ``width`` largest weights, or all of them (a dense table) for None."""
         n_items = weights.shape[0]
         if width is None or width >= n_items:
-            return cls(weights=weights.astype(np.float32), blend_weight=blend_weight)
+            return cls(weights=weights.astype(np.float32))
         top = np.argpartition(-weights, width - 1, axis=1)[:, :width]
         values = np.take_along_axis(weights, top, axis=1)
-        return cls(weights=values.astype(np.float32), neighbours=top.astype(np.int32), blend_weight=blend_weight)
+        return cls(weights=values.astype(np.float32), neighbours=top.astype(np.int32))
 
     @property
     def n_items(self) -> int:
         return self.weights.shape[0]
 
     def scores(self, items: np.ndarray) -> np.ndarray:
-        """[n_items]: the summed rows of ``items`` (unweighted by ``blend_weight``)."""
+        """[n_items]: the summed rows of ``items``."""
         items = np.asarray(items, dtype=np.int64)
         if self.neighbours is None:
             return self.weights[items].sum(axis=0, dtype=np.float32)
@@ -163,13 +166,21 @@ class ItemItemTable:
         items = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
         people = np.repeat(np.arange(len(histories)), lengths)
         if self.neighbours is None:
-            # The people's item counts times the table: one BLAS product.
-            counts = np.zeros((len(histories), self.n_items), dtype=np.float32)
-            np.add.at(counts, (people, items), 1.0)
-            return counts @ self.weights
-        width = self.neighbours.shape[1]
-        np.add.at(out, (np.repeat(people, width), self.neighbours[items].ravel()), self.weights[items].ravel())
-        return out
+            if len(histories) >= 32:
+                # Many people: their item counts times the table, one BLAS product that reads
+                # the table once for all of them.
+                counts = np.zeros((len(histories), self.n_items), dtype=np.float32)
+                np.add.at(counts, (people, items), 1.0)
+                return counts @ self.weights
+            # A few people: their rows alone (a request reads a few rows, not the whole table).
+            for row, history in enumerate(histories):
+                if len(history):
+                    out[row] = self.weights[np.asarray(history, dtype=np.int64)].sum(axis=0)
+            return out
+        # One bincount over (person, neighbour) cells: much faster than np.add.at.
+        cells = (people[:, None] * self.n_items + self.neighbours[items]).ravel()
+        summed = np.bincount(cells, weights=self.weights[items].ravel(), minlength=out.size)
+        return summed.reshape(out.shape).astype(np.float32)
 
     def contributions(self, liked: np.ndarray, items: np.ndarray) -> np.ndarray:
         """[len(liked), len(items)]: what each liked item adds to each of ``items``."""
@@ -189,24 +200,56 @@ class ItemItemTable:
 
 @dataclass(frozen=True)
 class ItemItemModel:
-    """The item-item part of a bundle: one table for people the two-tower model does not know,
-    one (optional) for users it does; ``min_rating`` says which interactions count as liked."""
+    """The item-item part of a bundle and how it joins the two-tower score.
 
-    new_visitor: ItemItemTable
-    known_user: ItemItemTable | None  # None (a catalog too large for EASE): known users use new_visitor
+    For a new visitor with liked items L: ``new_visitor_weight`` x sum over L of cosine rows.
+    For a known user: ``known_user_ease_weight`` x sum over L of EASE rows plus
+    ``known_user_cosine_weight`` x the mean of the cosine rows (no EASE table: the cosine part
+    alone). ``min_rating`` says which interactions count as liked.
+    """
+
+    cosine: ItemItemTable
+    ease: ItemItemTable | None
     min_rating: float | None
+    new_visitor_weight: float
+    known_user_ease_weight: float
+    known_user_cosine_weight: float
 
-    def table_for(self, known_user: bool) -> ItemItemTable:
-        return self.known_user if known_user and self.known_user is not None else self.new_visitor
+    @property
+    def n_items(self) -> int:
+        return self.cosine.n_items
+
+    def scores(self, histories: list[np.ndarray], known_user: bool) -> np.ndarray:
+        """[n_people, n_items]: each person's item-item score from their liked items."""
+        if not known_user:
+            return self.new_visitor_weight * self.cosine.batch_scores(histories)
+        lengths = np.array([max(1, len(h)) for h in histories], dtype=np.float32)[:, None]
+        out = (self.known_user_cosine_weight / lengths) * self.cosine.batch_scores(histories)
+        if self.ease is not None:
+            out += self.known_user_ease_weight * self.ease.batch_scores(histories)
+        return out
+
+    def contributions(self, liked: np.ndarray, items: np.ndarray, known_user: bool) -> np.ndarray:
+        """[len(liked), len(items)]: what each liked item adds to each of ``items``'s score."""
+        if not known_user:
+            return self.new_visitor_weight * self.cosine.contributions(liked, items)
+        out = (self.known_user_cosine_weight / max(1, len(liked))) * self.cosine.contributions(liked, items)
+        if self.ease is not None:
+            out += self.known_user_ease_weight * self.ease.contributions(liked, items)
+        return out
 
 
 def fit_item_item(train, cfg: ItemItemConfig) -> ItemItemModel:
     """The model's item-item part from ``train`` (a ``RecsysData``)."""
     matrix, _ = liked_matrix(train, cfg.min_rating)
-    new_visitor = ItemItemTable.from_dense(cosine_weights(matrix), cfg.new_visitor_width, cfg.new_visitor_weight)
-    known_user = None
-    if matrix.shape[1] <= cfg.known_user_max_items:
-        known_user = ItemItemTable.from_dense(
-            ease_weights(matrix, cfg.known_user_l2), cfg.known_user_width, cfg.known_user_weight
-        )
-    return ItemItemModel(new_visitor=new_visitor, known_user=known_user, min_rating=cfg.min_rating)
+    ease = None
+    if matrix.shape[1] <= cfg.ease_max_items:
+        ease = ItemItemTable.from_dense(ease_weights(matrix, cfg.ease_l2), cfg.ease_width)
+    return ItemItemModel(
+        cosine=ItemItemTable.from_dense(cosine_weights(matrix), cfg.cosine_width),
+        ease=ease,
+        min_rating=cfg.min_rating,
+        new_visitor_weight=cfg.new_visitor_weight,
+        known_user_ease_weight=cfg.known_user_ease_weight,
+        known_user_cosine_weight=cfg.known_user_cosine_weight,
+    )

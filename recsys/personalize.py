@@ -12,9 +12,9 @@ The blend, one model for everyone from zero liked items to hundreds:
 ``base`` is the person's vector against every item: the two-tower score, with the demographic
 prior for a new visitor, or the known user's trained vector. W and w come from the bundle's
 item-item part (``recsys.item_item.ItemItemModel``): for a new visitor the cosine of co-liked
-items (robust with a handful of likes), for a known user EASE's weights (fitted to whole
-histories; their trained vector already holds the coarse taste). The sum grows with the number
-of likes, so history takes over from demographics as it accumulates. The weights were chosen
+items (robust with a handful of likes); for a known user EASE's weights (fitted to whole
+histories) plus the cosine averaged over their likes. The sum grows with the number of likes,
+so history takes over from demographics as it accumulates. The weights were chosen
 on validation users carved from the training side (see the README's results). Bundles
 written before the item-item part existed fall back to the cosine of the items' taste
 dimensions (the leading dimensions of the item vectors, without the bias and prior columns
@@ -99,24 +99,23 @@ def history_scores(
     if len(disliked) != len(liked):
         raise ValueError(f"expected one dislike list per person (got {len(disliked)} for {len(liked)} people)")
     if item_item is not None:
-        table = item_item.table_for(known_user)
-        summed, weight = table.batch_scores, table.blend_weight
+        def summed(histories: list[np.ndarray]) -> np.ndarray:
+            return item_item.scores(histories, known_user)
     else:
         if item_vectors is None:
             raise ValueError("without an item-item model, history_scores needs item_vectors")
-        weight = TASTE_FALLBACK_WEIGHT
 
         def summed(histories: list[np.ndarray]) -> np.ndarray:
             out = np.zeros((len(histories), n_items), dtype=np.float32)
             for row, items in enumerate(histories):
                 if len(items):
                     out[row] = _taste_table(item_vectors, taste_dims, np.asarray(items, np.int64)).sum(axis=0)
-            return out
+            return TASTE_FALLBACK_WEIGHT * out
 
     scores = summed(liked)
     if any(len(d) for d in disliked):
         scores -= DISLIKE_WEIGHT * summed(disliked)
-    return weight * scores
+    return scores
 
 
 def _allowed(n_items: int, history: History, blocked: np.ndarray | None) -> np.ndarray:
@@ -143,7 +142,7 @@ def _because(
 ) -> list[tuple[int, ...]]:
     """Per item: the liked items that add most to its score (at most MAX_BECAUSE, best first)."""
     if item_item is not None:
-        contribution = item_item.table_for(known_user).contributions(liked, items)
+        contribution = item_item.contributions(liked, items, known_user)
     else:
         contribution = _taste_table(item_vectors, taste_dims, liked)[:, items]
     out = []
@@ -239,10 +238,10 @@ def recommend_many_with_history(
         exclude = np.zeros(score.shape, dtype=bool)
         if blocked is not None:
             exclude |= np.asarray(blocked, dtype=bool)[None, :]
-        for row, h in enumerate(chunk):
-            for group in (h.seen, h.liked, h.disliked):
-                if group:
-                    exclude[row, np.asarray(group, dtype=np.int64)] = True
+        rows = [np.full(len(h.seen) + len(h.liked) + len(h.disliked), r, dtype=np.int64) for r, h in enumerate(chunk)]
+        cols = [np.asarray(h.seen + h.liked + h.disliked, dtype=np.int64) for h in chunk]
+        if rows:
+            exclude[np.concatenate(rows), np.concatenate(cols)] = True
         i, s = top_k_from_scores(score, k, exclude)
         indices.append(i)
         scores.append(s)

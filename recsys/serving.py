@@ -32,8 +32,8 @@ COLD_START_VECTORS = "cold_start_vectors.npy"
 # Optional (bundles written before the item-item part lack them): per table, its weights and,
 # for a sparse table, its neighbours; the manifest's "item_item" entry describes them.
 ITEM_ITEM_FILES = {
-    "new_visitor": ("item_item_new_visitor_weights.npy", "item_item_new_visitor_neighbours.npy"),
-    "known_user": ("item_item_known_user_weights.npy", "item_item_known_user_neighbours.npy"),
+    "cosine": ("item_item_cosine_weights.npy", "item_item_cosine_neighbours.npy"),
+    "ease": ("item_item_ease_weights.npy", "item_item_ease_neighbours.npy"),
 }
 UNKNOWN = ""  # how the bundle's vocabularies spell "unknown"; see recsys.features
 FORMAT_VERSION = 1
@@ -148,9 +148,9 @@ def _load_item_item(directory: Path, manifest: dict) -> ItemItemModel | None:
     described = manifest.get("item_item")
     if described is None:
         return None
-    tables = {}
+    tables: dict[str, ItemItemTable | None] = {}
     for role, (weights_name, neighbours_name) in ITEM_ITEM_FILES.items():
-        entry = described.get(role)
+        entry = described["tables"].get(role)
         if entry is None:
             tables[role] = None
             continue
@@ -162,29 +162,37 @@ def _load_item_item(directory: Path, manifest: dict) -> ItemItemModel | None:
             tables[role] = ItemItemTable(
                 weights=np.load(directory / weights_name, allow_pickle=False),
                 neighbours=np.load(directory / neighbours_name, allow_pickle=False) if entry["sparse"] else None,
-                blend_weight=float(entry["blend_weight"]),
             )
         except ValueError as e:
             raise InvalidBundle(f"the {role} item-item table in {directory} is malformed: {e}") from e
-    if tables["new_visitor"] is None:
-        raise InvalidBundle(f"the manifest in {directory} describes item_item without a new_visitor table")
+    if tables["cosine"] is None:
+        raise InvalidBundle(f"the manifest in {directory} describes item_item without its cosine table")
     return ItemItemModel(
-        new_visitor=tables["new_visitor"], known_user=tables["known_user"], min_rating=described.get("min_rating")
+        cosine=tables["cosine"], ease=tables["ease"], min_rating=described.get("min_rating"),
+        **{name: float(value) for name, value in described["weights"].items()},
     )
 
 
 def save_item_item(directory: Path, item_item: ItemItemModel) -> dict:
     """Write the tables beside a bundle's other files; returns the manifest's "item_item" entry."""
-    entry: dict = {"min_rating": item_item.min_rating}
+    entry: dict = {
+        "min_rating": item_item.min_rating,
+        "weights": {
+            "new_visitor_weight": item_item.new_visitor_weight,
+            "known_user_ease_weight": item_item.known_user_ease_weight,
+            "known_user_cosine_weight": item_item.known_user_cosine_weight,
+        },
+        "tables": {},
+    }
     for role, (weights_name, neighbours_name) in ITEM_ITEM_FILES.items():
         table = getattr(item_item, role)
         if table is None:
-            entry[role] = None
+            entry["tables"][role] = None
             continue
         np.save(directory / weights_name, table.weights.astype(np.float32))
         if table.neighbours is not None:
             np.save(directory / neighbours_name, table.neighbours.astype(np.int32))
-        entry[role] = {"blend_weight": table.blend_weight, "sparse": table.neighbours is not None}
+        entry["tables"][role] = {"sparse": table.neighbours is not None}
     return entry
 
 
@@ -257,7 +265,7 @@ class ServingBundle:
                 f"cold-start table has shape {self.cold_start_vectors.shape}; expected {expected}"
             )
         if self.item_item is not None:
-            for table in (self.item_item.new_visitor, self.item_item.known_user):
+            for table in (self.item_item.cosine, self.item_item.ease):
                 if table is not None and table.n_items != len(self.item_ids):
                     raise InvalidBundle(
                         f"an item-item table has {table.n_items} rows; expected one per item ({len(self.item_ids)})"

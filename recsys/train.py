@@ -98,15 +98,19 @@ class TwoTowerRecommender:
             self._item_vectors = self.model.item_tower(_to_tensors(item_features(self.items, self.vocab))).numpy()
         return self._item_vectors
 
+    def tower_scores(self, users: pl.DataFrame, use_history: bool = True) -> np.ndarray:
+        """[n_users, n_items] two-tower scores alone; ``use_history=False`` drops the user id."""
+        features = user_features(users)
+        if not use_history:
+            features["user_id"] = np.full_like(features["user_id"], UNKNOWN_ID)
+        return self.user_vectors(features) @ self.item_vectors().T
+
     def score(self, users: pl.DataFrame, use_history: bool = True) -> np.ndarray:
         """[n_users, n_items] scores; ``use_history=False`` scores from demographics alone.
 
         With history, known users' liked training items join through the item-item part.
         """
-        features = user_features(users)
-        if not use_history:
-            features["user_id"] = np.full_like(features["user_id"], UNKNOWN_ID)
-        scores = self.user_vectors(features) @ self.item_vectors().T
+        scores = self.tower_scores(users, use_history)
         if use_history and self.item_item is not None:
             empty = np.zeros(0, dtype=np.int64)
             liked = [self.liked_history.get(u, empty) for u in users["user_id"].to_list()]
@@ -115,7 +119,7 @@ class TwoTowerRecommender:
 
     def score_given(self, users: pl.DataFrame, revealed: list[np.ndarray]) -> np.ndarray:
         """New people (demographics, no id) who liked ``revealed`` (catalog positions each)."""
-        base = self.score(users, use_history=False)
+        base = self.tower_scores(users, use_history=False)
         return base + history_scores(
             base.shape[1], revealed, item_item=self.item_item, known_user=False, item_vectors=self.item_vectors()
         )

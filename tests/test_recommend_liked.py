@@ -2,8 +2,9 @@
 item-item part whose effect is worked out by hand.
 
 Item positions 0..4 are items 10..14 (10, 11 action; 12, 13 romance; 14 a little of both).
-The new visitors' table says 12 and 13 go together (0.6), as do 10 and 11 (0.5); 14 is a weak
-neighbour of all. Its blend weight is 2, so a like of 12 adds 2 x 0.6 = 1.2 to item 13.
+The cosine table says 12 and 13 go together (0.6), as do 10 and 11 (0.5); 14 is a weak
+neighbour of all. A new visitor's weight is 2, so a like of 12 adds 2 x 0.6 = 1.2 to item 13.
+Known users (no EASE table here) get 2 x the mean over their likes.
 """
 
 import json
@@ -26,8 +27,11 @@ def home_with_item_item(tmp_path):
     home = make_home(tmp_path)
     bundle = home / "bundles" / "v1"
     manifest = json.loads((bundle / "manifest.json").read_text())
-    table = ItemItemTable(weights=WEIGHTS, neighbours=NEIGHBOURS, blend_weight=2.0)
-    manifest["item_item"] = save_item_item(bundle, ItemItemModel(new_visitor=table, known_user=None, min_rating=4.0))
+    model = ItemItemModel(
+        cosine=ItemItemTable(weights=WEIGHTS, neighbours=NEIGHBOURS), ease=None, min_rating=4.0,
+        new_visitor_weight=2.0, known_user_ease_weight=3.0, known_user_cosine_weight=2.0,
+    )
+    manifest["item_item"] = save_item_item(bundle, model)
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     return home
 
@@ -62,10 +66,12 @@ def test_a_dislike_pushes_its_neighbours_down(tmp_path):
 
 def test_a_known_user_with_a_new_like_keeps_their_seen_items_out(tmp_path):
     home = home_with_item_item(tmp_path)
-    # User 1 (action vector) saw 10 with rating 5: a like in the warehouse, through the same
-    # table (this bundle has no known-user table): 11 gets 1.0 + 0.9 (from 10), 13 gets 1.2 (from 12).
+    # User 1 (action vector) saw 10 with rating 5: a like in the warehouse. With the new like of
+    # 12, the mean cosine over two likes at weight 2: 11 gets 0.9 + 0.5 = 1.4, 13 gets 0 + 0.6,
+    # 14 gets 0.3 + (0.1 + 0.1) = 0.5; 10 (seen) and 12 (liked) are out.
     result = recommend_with_items(home, age=None, gender=None, liked=[12], user_id=1, k=3)
     assert result.items["item_id"].to_list() == [11, 13, 14]
+    assert result.items["score"].to_list() == pytest.approx([1.4, 0.6, 0.5])
     assert result.items["reason"].to_list() == ["personal_history", "liked_items", "personal_history"]
     assert result.items["because"].to_list() == [[], [12], []]
     plain = recommend_for_user(home, 1, k=2)  # the plain command uses the warehouse likes too
