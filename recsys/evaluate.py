@@ -176,3 +176,16 @@ def ndcg_by_group(protocol: Protocol, evaluation: Evaluation, k: int = 10) -> pl
         .select("protocol", "age_band", "gender", f"ndcg_at_{k}", "n_users")
         .sort("age_band", "gender")
     )
+
+
+def fewshot_table(metrics: dict[str, float], baselines: dict[str, dict[str, float]], k: int = 10) -> pl.DataFrame:
+    """One row per recommender and n (0 = cold start): NDCG@k and Recall@k, model first."""
+    rows = []
+    for name, scores in {"model": metrics, **baselines}.items():
+        for n in (0, *FEWSHOT_SIZES):
+            prefix = COLD if n == 0 else fewshot_name(n)
+            if f"{prefix}.ndcg_at_{k}" in scores and (n > 0 or f"{fewshot_name(FEWSHOT_SIZES[0])}.ndcg_at_{k}" in scores):
+                rows.append({"recommender": name, "n": n, f"ndcg_at_{k}": scores[f"{prefix}.ndcg_at_{k}"],
+                             f"recall_at_{k}": scores.get(f"{prefix}.recall_at_{k}")})
+    schema = {"recommender": pl.Utf8, "n": pl.Int64, f"ndcg_at_{k}": pl.Float64, f"recall_at_{k}": pl.Float64}
+    return pl.DataFrame(rows, schema=schema)

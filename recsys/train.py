@@ -32,6 +32,7 @@ from recsys.evaluate import (
     build_fewshot_protocol,
     build_protocol,
     evaluate,
+    fewshot_table,
     ndcg_by_group,
 )
 from recsys.features import (
@@ -272,6 +273,11 @@ class TrainingResult:
 
     def config_dict(self) -> dict:
         return asdict(self.config)
+
+    @property
+    def fewshot(self) -> pl.DataFrame:
+        """recommender, n (liked items revealed; 0 = cold start), ndcg_at_10, recall_at_10."""
+        return fewshot_table(self.metrics, self.baselines, self.config.k)
 
 
 def _prefixed(protocol: str, metrics: dict[str, float]) -> dict[str, float]:

@@ -6,7 +6,7 @@ import pytest
 
 from recsys.baselines import EASE, DemographicPopularity, ImplicitALS, ItemKNN
 from recsys.data import RecsysData
-from recsys.evaluate import build_fewshot_protocol, evaluate, fewshot_name
+from recsys.evaluate import build_fewshot_protocol, evaluate, fewshot_name, fewshot_table
 from recsys.item_item import ItemItemModel, ItemItemTable, cosine_weights, ease_weights
 from recsys.personalize import History, recommend_many_with_history, recommend_with_history
 from recsys.splits import Split, cold_start_split
@@ -159,3 +159,10 @@ def test_demographic_popularity_ignores_the_revealed_items_and_runs_the_protocol
     assert np.array_equal(baseline.score_given(protocol.users, protocol.revealed), baseline.score(protocol.users))
     assert fewshot_name(3) == protocol.name
     assert 0.0 <= evaluate(ItemKNN().fit(split.train), protocol).metrics["ndcg_at_10"] <= 1.0
+
+
+def test_fewshot_table_puts_cold_start_at_n_zero_for_those_with_few_shot_results():
+    metrics = {"cold.ndcg_at_10": 0.4, "fewshot.n1.ndcg_at_10": 0.41, "fewshot.n1.recall_at_10": 0.1, "warm.ndcg_at_10": 0.2}
+    baselines = {"popularity": {"cold.ndcg_at_10": 0.3}, "item_knn": {"fewshot.n1.ndcg_at_10": 0.35}}
+    table = fewshot_table(metrics, baselines)
+    assert table.rows() == [("model", 0, 0.4, None), ("model", 1, 0.41, 0.1), ("item_knn", 1, 0.35, None)]

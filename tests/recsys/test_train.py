@@ -74,6 +74,7 @@ def test_result_holds_metrics_baselines_and_history(result):
         assert 0.0 <= result.metrics[key] <= 1.0
         for name in ("demographic_popularity", "item_knn", "ease_foldin", "als_foldin"):
             assert key in result.baselines[name]
+    assert result.fewshot.filter(pl.col("recommender") == "model")["n"].to_list() == [0, 1, 3, 5, 10]
     assert [r["epoch"] for r in result.history if r["stage"] == "final"] == list(range(1, SMALL.epochs + 1))
     assert all(np.isfinite(r["loss"]) for r in result.history)
     assert result.model_trained_on == "all"
