@@ -314,7 +314,11 @@ def train_and_evaluate(data: RecsysData, cfg: TrainConfig, show_progress: bool =
         if fewshot_baselines:
             fitted = [b if b in baseline_models else b.fit(split.train) for b in fewshot_baselines]
             for n in FEWSHOT_SIZES:
-                score_all(build_fewshot_protocol(split, n, cfg.relevant_min_rating), recommender, fitted)
+                protocol = build_fewshot_protocol(split, n, cfg.relevant_min_rating)
+                if protocol.users.height == 0:  # a small dataset: nobody liked more than n items
+                    logger.info("few-shot n=%d skipped: no held-out user liked more than %d items", n, n)
+                    continue
+                score_all(protocol, recommender, fitted)
         metrics[f"seconds.{name}"] = time.perf_counter() - t
         return recommender
 
