@@ -474,28 +474,44 @@ def evaluate(version: int | None, home: Path, lock_timeout: float, as_json: bool
 @click.option("--selfie", type=click.Path(dir_okay=False, path_type=Path), help="A photo: age and gender are estimated from the face (the photo is never stored).")
 @click.option("--all-faces", is_flag=True, help="With --selfie: a list for every face, not only the largest.")
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Length of the list.")
+@click.option("--liked", "liked", callback=lambda ctx, param, value: _item_id_list(value, "--liked"),
+              help="Item ids the person just liked, comma-separated (e.g. 50,181,172): the list bends toward them.")
+@click.option("--disliked", "disliked", callback=lambda ctx, param, value: _item_id_list(value, "--disliked"),
+              help="Item ids the person disliked, comma-separated: their neighbours move down.")
 @click.option("--model-version", type=int, help="Model version (default: the champion).")
 @home_option
 @json_option
-def recommend(age, gender, occupation, user_id, selfie, all_faces, k, model_version, home, lock_timeout, as_json) -> None:
-    """Top-k items for a new person (a selfie or demographics) or a known user.
+def recommend(age, gender, occupation, user_id, selfie, all_faces, k, liked, disliked, model_version, home, lock_timeout, as_json) -> None:
+    """Top-k items for a new person (a selfie or demographics) or a known user, optionally
+    with items they just liked or disliked (no retraining; each item says why it is listed).
 
     Example:
 
     \b
         python cli.py recommend --selfie examples/astronaut.jpg
         python cli.py recommend --age 34 --gender F --occupation writer
+        python cli.py recommend --age 30 --gender F --liked 50,181,172 --disliked 94
         python cli.py recommend --user-id 42 -k 5 --json
     """
-    from pipelines.recommend import recommend_for_demographics, recommend_for_user
+    from pipelines.recommend import recommend_for_demographics, recommend_for_user, recommend_with_items
 
     given = [name for name, value in (("--user-id", user_id), ("--selfie", selfie)) if value is not None]
     if age is not None or gender is not None or occupation is not None:
         given.append("demographics")
+    if (liked or disliked) and not given:
+        given.append("demographics")  # likes alone: a visitor of unknown age and gender
     if len(given) != 1:
         raise click.UsageError("give exactly one of --user-id, --selfie, or demographics (--age/--gender/--occupation)")
     if all_faces and selfie is None:
         raise click.UsageError("--all-faces goes with --selfie")
+    if (liked or disliked) and selfie is not None:
+        raise click.UsageError("--liked/--disliked go with --user-id or demographics, not --selfie")
+    if liked or disliked:
+        show_recommendations(recommend_with_items(
+            home, age=age, gender=gender.upper() if gender else None, occupation=occupation, liked=liked,
+            disliked=disliked, user_id=user_id, k=k, version=model_version, lock_timeout_s=lock_timeout,
+        ), as_json)
+        return
     if selfie is not None:
         from pipelines.selfie import recommend_for_selfie
 
@@ -510,6 +526,15 @@ def recommend(age, gender, occupation, user_id, selfie, all_faces, k, model_vers
             version=model_version, lock_timeout_s=lock_timeout,
         )
     show_recommendations(result, as_json)
+
+
+def _item_id_list(value: str | None, option: str) -> tuple[int, ...]:
+    if not value:
+        return ()
+    try:
+        return tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected item ids separated by commas, like 50,181,172 (got {value!r})", param_hint=option)
 
 
 def show_selfie_recommendations(result, as_json: bool) -> None:

@@ -9,7 +9,8 @@ without the logQ correction, the training wall time and the peak memory.
 
 One split is noisy (about 190 judged users in the cold-start protocol): ``--seeds 42,1,2,3,4``
 repeats the evaluation for each seed (a new cold-start split and a new initialisation each
-time) and prints NDCG@10 per seed with the mean, for the model and the baselines.
+time) and prints NDCG@10 per seed with the mean and sd, for the model and the baselines, on
+the cold, few-shot (given n = 1, 3, 5, 10 liked items) and warm protocols.
 """
 
 from __future__ import annotations
@@ -110,25 +111,33 @@ def _wide_prior_alone(data: RecsysData, cfg) -> dict[str, float]:
 
 
 def _across_seeds(data: RecsysData, seeds: list[int]) -> None:
+    """Cold, few-shot (per n) and warm NDCG@10 for the model and every baseline: per seed, mean, sd."""
     from recsys.config import TrainConfig
+    from recsys.evaluate import FEWSHOT_SIZES, fewshot_name
     from recsys.train import train_and_evaluate
 
+    protocols = ["cold", *(fewshot_name(n) for n in FEWSHOT_SIZES), "warm"]
     table: dict[str, dict[str, list[float]]] = {}
     for seed in seeds:
         result = train_and_evaluate(
             data, TrainConfig(seed=seed, refit_on_all_data=False), show_progress=False
         )
         for name, metrics in {"two-tower": result.metrics, **result.baselines}.items():
-            for protocol in ("cold", "warm"):
+            for protocol in protocols:
                 value = metrics.get(f"{protocol}.ndcg_at_10")
                 if value is not None:
                     table.setdefault(protocol, {}).setdefault(name, []).append(value)
-    for protocol, rows in table.items():
+        print(f"seed {seed} done", file=sys.stderr, flush=True)
+    for protocol in protocols:
+        rows = table.get(protocol, {})
         print(f"\n== {protocol}: NDCG@10 by seed ==")
         print(f"{'':<26}" + "".join(f"{s:>8}" for s in seeds) + f"{'mean':>8}{'sd':>8}")
         for name, values in rows.items():
             cells = "".join(f"{v:>8.4f}" for v in values)
             print(f"{name:<26}{cells}{np.mean(values):>8.4f}{np.std(values, ddof=1) if len(values) > 1 else 0.0:>8.4f}")
+        best = max((np.mean(v), name) for name, v in rows.items() if name != "two-tower") if len(rows) > 1 else None
+        if best and "two-tower" in rows:
+            print(f"{'two-tower - best baseline':<26}{'':>{8 * len(seeds)}}{np.mean(rows['two-tower']) - best[0]:>+8.4f}  ({best[1]})")
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Top-k lists for one person: a known user (their history) or a new one (demographics).
+"""Top-k lists for one person: a known user (their history) or a new one (demographics),
+either with items they just liked or disliked (``recommend_with_items``).
 
 This is the serving path: it reads the exported bundle with numpy and the warehouse with
 DuckDB, and never imports TensorFlow or MLflow.
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipelines.errors import BrokenBundle, StaleModel, UnknownUserId
+from pipelines.errors import BrokenBundle, InputError, StaleModel, UnknownUserId
 from pipelines.schemas import Basis, RecommendationList, RecommendedItem
 from recsys.age_bands import age_band
 from recsys.personalize import History, recommend_with_history, taste_dimensions
@@ -79,7 +80,8 @@ def recommend_for_demographics(
         "gender": gender or "unknown",
         "occupation": _known_occupation(bundle, occupation, chosen.version),
     }
-    return _result(bundle, chosen, basis, vector, items, k, exclude=None)
+    return rank(bundle, CatalogIndex.build(bundle.item_ids, items), chosen.version, basis, vector, History(),
+                k=k, known_user=False)
 
 
 def recommend_for_user(
@@ -89,7 +91,8 @@ def recommend_for_user(
         chosen = _version(conn, version)
         items = read_items(conn)
         user = conn.sql("SELECT age, gender, occupation FROM users WHERE user_id = ?", params=[user_id]).fetchall()
-        seen = conn.sql("SELECT DISTINCT item_id FROM interactions WHERE user_id = ?", params=[user_id]).pl()
+        seen = conn.sql("SELECT item_id, max(rating) AS rating FROM interactions WHERE user_id = ? GROUP BY item_id",
+                        params=[user_id]).pl()
     bundle = load_bundle(chosen)
     if bundle.has_user(user_id):
         vector = bundle.vector_for_user(user_id)
@@ -105,10 +108,24 @@ def recommend_for_user(
             f"user {user_id} is not in the warehouse or model v{chosen.version}; "
             "for a new person use --age and --gender (or --selfie)"
         )
-    exclude = np.zeros(len(bundle.item_ids), dtype=bool)
-    known_seen = seen.filter(pl.col("item_id").is_in(bundle.item_ids.tolist()))["item_id"].to_list()
-    exclude[bundle.item_index(known_seen)] = True
-    return _result(bundle, chosen, basis, vector, items, k, exclude)
+    seen_rows, liked_rows = _warehouse_history(bundle, seen)
+    return rank(bundle, CatalogIndex.build(bundle.item_ids, items), chosen.version, basis, vector,
+                History(liked=liked_rows, seen=seen_rows), k=k, known_user=basis["kind"] == "known_user")
+
+
+def _warehouse_history(bundle: ServingBundle, rated: pl.DataFrame) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(seen, liked) bundle rows from a user's warehouse ratings (columns item_id, rating).
+
+    Liked means rated at or above the bundle's item-item threshold; bundles without an
+    item-item part use no likes from history (their user vector already holds it).
+    """
+    rated = rated.filter(pl.col("item_id").is_in(bundle.item_ids.tolist()))
+    seen = tuple(bundle.item_index(rated["item_id"].to_list()).tolist())
+    if bundle.item_item is None:
+        return seen, ()
+    threshold = bundle.item_item.min_rating
+    kept = rated if threshold is None else rated.filter(pl.col("rating") >= threshold)
+    return seen, tuple(bundle.item_index(kept["item_id"].to_list()).tolist())
 
 
 def _known_occupation(bundle: ServingBundle, occupation: str | None, version: int) -> str:
@@ -118,6 +135,79 @@ def _known_occupation(bundle: ServingBundle, occupation: str | None, version: in
     known = {o.casefold(): o for o in bundle.manifest["vocabularies"]["occupations"]}
     used = known.get(occupation.strip().casefold())
     return used or f"unknown ({occupation!r} is not an occupation model v{version} knows)"
+
+
+def recommend_with_items(
+    home: Path,
+    *,
+    age: float | None,
+    gender: str | None,
+    occupation: str | None = None,
+    liked: tuple[int, ...] | list[int] = (),
+    disliked: tuple[int, ...] | list[int] = (),
+    user_id: int | None = None,
+    k: int = 10,
+    version: int | None = None,
+    lock_timeout_s: float = 30.0,
+) -> Recommendations:
+    """Top-k for a person who just liked (or disliked) some items, without retraining.
+
+    A known ``user_id`` starts from their trained vector and everything they liked in the
+    warehouse (rated at or above the model's threshold), plus ``liked``; their rated items are
+    never returned. Otherwise the list starts from demographics. Each item says why it is
+    there (``reason``: personal_history, demographic or liked_items) and, for liked_items,
+    ``because``: the liked item ids that brought it in.
+    """
+    with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
+        chosen = _version(conn, version)
+        items = read_items(conn)
+        rated = pl.DataFrame(schema={"item_id": pl.Int64, "rating": pl.Float64})
+        user = []
+        if user_id is not None:
+            user = conn.sql("SELECT age, gender, occupation FROM users WHERE user_id = ?", params=[user_id]).fetchall()
+            rated = conn.sql(
+                "SELECT item_id, max(rating) AS rating FROM interactions WHERE user_id = ? GROUP BY item_id",
+                params=[user_id],
+            ).pl()
+    bundle = load_bundle(chosen)
+    liked_index = _catalog_positions(bundle, liked, "--liked")
+    disliked_index = _catalog_positions(bundle, disliked, "--disliked")
+    both = set(liked_index.tolist()) & set(disliked_index.tolist())
+    if both:
+        raise InputError(f"items {sorted(int(bundle.item_ids[i]) for i in both)} are both liked and disliked; give each once")
+    known = user_id is not None and bundle.has_user(user_id)
+    if user_id is not None and not known and not user:
+        raise UnknownUserId(
+            f"user {user_id} is not in the warehouse or model v{chosen.version}; "
+            "for a new person use --age and --gender (or --selfie)"
+        )
+    seen, history_liked = _warehouse_history(bundle, rated)
+    all_liked = tuple(dict.fromkeys(history_liked + tuple(liked_index.tolist())))  # warehouse first, then new
+    if known:
+        vector = bundle.vector_for_user(user_id)
+        basis = {"kind": "known_user", "user_id": user_id}
+    else:
+        if user:
+            age, gender, occupation = user[0]
+        vector = bundle.vector_for_demographics(age=age, gender=gender, occupation=occupation)
+        basis = {"kind": "demographics", "age_band": age_band(age) if age is not None else "unknown",
+                 "gender": gender or "unknown", "occupation": occupation or "unknown"}
+        if user_id is not None:
+            basis["user_id"] = user_id
+    history = History(liked=all_liked, disliked=tuple(disliked_index.tolist()), seen=seen)
+    basis.update(n_liked=len(all_liked), n_disliked=len(history.disliked), n_seen=rated.height)
+    return rank(bundle, CatalogIndex.build(bundle.item_ids, items), chosen.version, basis, vector, history,
+                k=k, known_user=known)
+
+
+def _catalog_positions(bundle: ServingBundle, item_ids, option: str) -> np.ndarray:
+    unknown = [int(i) for i in item_ids if not np.isin(int(i), bundle.item_ids)]
+    if unknown:
+        raise InputError(
+            f"{option}: item ids {unknown[:5]} are not in the catalog of model v{bundle.version}; "
+            "use item ids from `python cli.py stats` or the catalog you ingested"
+        )
+    return bundle.item_index(list(dict.fromkeys(int(i) for i in item_ids)))
 
 
 def require_model(home: Path, version: int | None, *, lock_timeout_s: float) -> ModelVersion:
@@ -152,12 +242,6 @@ def _version(conn, version: int | None) -> ModelVersion:
     return get_version(conn, version) if version is not None else require_champion(conn)
 
 
-def _result(bundle, chosen, basis, vector, items: pl.DataFrame, k: int, exclude) -> Recommendations:
-    seen = tuple(np.flatnonzero(exclude).tolist()) if exclude is not None else ()
-    return rank(bundle, CatalogIndex.build(bundle.item_ids, items), chosen.version, basis, vector, History(seen=seen),
-                k=k, known_user=basis["kind"] == "known_user")
-
-
 def rank(
     bundle: ServingBundle,
     catalog: CatalogIndex,
@@ -174,6 +258,7 @@ def rank(
     ranked = recommend_with_history(
         bundle.item_vectors, vector, history, k=k, known_user=known_user,
         taste_dims=taste_dimensions(bundle.manifest, bundle.item_vectors.shape[1]), blocked=blocked,
+        item_item=bundle.item_item,
     )
     ids = bundle.item_ids
     entries = [

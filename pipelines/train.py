@@ -123,7 +123,7 @@ def train(home: Path, config, *, force_promote: bool, show_progress: bool, lock_
 def _train(home, config, dataset, snapshot, data_format, started, *, force_promote, show_progress, lock_timeout_s):
     from recsys.data import RecsysData
     from recsys.export import export_bundle
-    from recsys.plots import ndcg_by_group, training_curve
+    from recsys.plots import fewshot_curve, ndcg_by_group, training_curve
     from recsys.train import train_and_evaluate
     from pipelines import tracking
 
@@ -143,7 +143,8 @@ def _train(home, config, dataset, snapshot, data_format, started, *, force_promo
     except ValueError as e:  # the recsys package's own "got/expected" errors about data and settings
         raise InputError(f"cannot train on this data with these settings: {e}") from e
     _check_finite(result)
-    figures = {"training_curve.png": training_curve(result.history)}
+    figures = {"training_curve.png": training_curve(result.history),
+               "fewshot_ndcg.png": fewshot_curve(result.metrics, result.baselines)}
     for protocol in sorted(set(result.ndcg_by_group["protocol"].to_list())):
         figures[f"ndcg_by_age_band_gender_{protocol}.png"] = ndcg_by_group(result.ndcg_by_group, protocol)
     tracking.open_store(home)  # create or rebase the MLflow store before taking the warehouse lock

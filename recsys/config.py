@@ -10,6 +10,8 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from recsys.item_item import ItemItemConfig
+
 
 @dataclass(frozen=True)
 class TowerConfig:
@@ -83,6 +85,8 @@ class TrainConfig:
     als_regularization: float = 10.0
     als_iterations: int = 15
     als_alpha: float = 1.0
+    # The item-item part that blends a person's liked items into their scores (recsys.personalize).
+    item_item: ItemItemConfig = field(default_factory=ItemItemConfig)
 
     def __post_init__(self) -> None:
         for name in ("user_id_dropout", "demographic_dropout", "occupation_dropout"):
@@ -110,6 +114,8 @@ class TrainConfig:
         """A copy with some fields changed (``tower`` may be a dict of TowerConfig fields)."""
         if isinstance(changes.get("tower"), dict):
             changes["tower"] = replace(self.tower, **changes["tower"])
+        if isinstance(changes.get("item_item"), dict):
+            changes["item_item"] = replace(self.item_item, **changes["item_item"])
         return replace(self, **changes)
 
     @classmethod

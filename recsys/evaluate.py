@@ -1,8 +1,16 @@
-"""The two offline protocols, scored the same way for the model and every baseline.
+"""The offline protocols, scored the same way for the model and every baseline.
+
+- cold: held-out users, demographics only;
+- warm: every user's later ratings, their earlier ones known;
+- few-shot (given n): held-out users reveal their first n liked items (rated >= the relevance
+  threshold, earliest by timestamp: on MovieLens, the picks made at sign-up); relevant = their
+  other liked items; the revealed items are never in their lists.
 
 Anything with ``score(users, use_history) -> [n_users, n_items]`` (catalog order) can be
-evaluated. Scores become lists through ``recsys.serving.top_k_from_scores``, the function the
-serving path uses, so what is measured is what is served.
+evaluated on cold and warm; few-shot also needs ``score_given(users, revealed)``, where
+``revealed`` holds each user's revealed catalog positions, oldest first. Scores become lists
+through ``recsys.serving.top_k_from_scores``, the function the serving path uses, so what is
+measured is what is served.
 """
 
 from __future__ import annotations
@@ -19,6 +27,13 @@ from recsys.splits import Split
 
 COLD = "cold"
 WARM = "warm"
+FEWSHOT = "fewshot"
+FEWSHOT_SIZES = (1, 3, 5, 10)  # n: liked items a held-out user reveals
+
+
+def fewshot_name(n: int) -> str:
+    """The protocol's name and metric prefix: ``fewshot.n3`` -> keys like ``fewshot.n3.ndcg_at_10``."""
+    return f"{FEWSHOT}.n{n}"
 
 
 @dataclass(frozen=True)
@@ -30,7 +45,9 @@ class Protocol:
     relevant: list[np.ndarray]  # per user: catalog positions of their relevant held-out items
     exclude: np.ndarray | None  # [n_users, n_items] bool: items seen in training (warm)
     item_popularity: np.ndarray  # per item: share of training users who rated it (for novelty)
-    use_history: bool  # whether the model may use the user's id (warm) or not (cold)
+    use_history: bool  # whether the model may use the user's id (warm) or not (cold, few-shot)
+    # Few-shot only: per user, the catalog positions of the revealed liked items, oldest first.
+    revealed: list[np.ndarray] | None = None
 
 
 def _positions(items: pl.DataFrame) -> pl.DataFrame:
@@ -68,14 +85,54 @@ def build_protocol(name: str, split: Split, relevant_min_rating: float) -> Proto
         exclude = np.zeros((len(user_ids), n_items), dtype=bool)
         for row, positions in enumerate(seen):
             exclude[row, positions] = True
-    counts = np.zeros(n_items)
-    pairs = train.select("user_id", "item_id").unique().join(_positions(items), on="item_id")
-    np.add.at(counts, pairs["_pos"].to_numpy(), 1.0)
-    popularity = counts / max(1, train["user_id"].n_unique())
     return Protocol(
         name=name, users=judged, relevant=relevant, exclude=exclude,
-        item_popularity=popularity, use_history=(name == WARM),
+        item_popularity=_item_popularity(split), use_history=(name == WARM),
     )
+
+
+def build_fewshot_protocol(split: Split, n: int, relevant_min_rating: float) -> Protocol:
+    """Given-n on a cold-start split: each held-out user reveals their first ``n`` liked items.
+
+    Liked = rated >= ``relevant_min_rating``; first = earliest by timestamp (ties by item id).
+    Only users with more than ``n`` liked items are judged (something must stay relevant).
+    The revealed items are excluded from the lists; the user's other ratings stay unknown.
+    """
+    if n < 1:
+        raise ValueError(f"n (revealed items per user) must be at least 1 (got {n})")
+    items = split.train.items
+    liked = (
+        split.test_interactions.filter(pl.col("rating") >= relevant_min_rating)
+        .join(_positions(items), on="item_id", how="inner")
+        .sort(["user_id", "timestamp", "item_id"])
+        .with_columns(_order=pl.int_range(pl.len()).over("user_id"), _n=pl.len().over("user_id"))
+        .filter(pl.col("_n") > n)
+    )
+    judged = split.test_users.filter(pl.col("user_id").is_in(liked["user_id"].unique().implode()))
+    user_ids = judged["user_id"].to_list()
+    by_user = liked.group_by("user_id").agg(pl.col("_pos").sort_by("_order"))
+    lookup = dict(zip(by_user["user_id"].to_list(), by_user["_pos"].to_list()))
+    revealed, relevant = [], []
+    for user in user_ids:
+        positions = lookup[user]
+        revealed.append(np.asarray(positions[:n], dtype=np.int64))
+        relevant.append(np.asarray(positions[n:], dtype=np.int64))
+    exclude = np.zeros((len(user_ids), items.height), dtype=bool)
+    for row, positions in enumerate(revealed):
+        exclude[row, positions] = True
+    return Protocol(
+        name=fewshot_name(n), users=judged, relevant=relevant, exclude=exclude,
+        item_popularity=_item_popularity(split), use_history=False, revealed=revealed,
+    )
+
+
+def _item_popularity(split: Split) -> np.ndarray:
+    """Per item: share of training users who rated it (for novelty)."""
+    train, items = split.train.interactions, split.train.items
+    counts = np.zeros(items.height)
+    pairs = train.select("user_id", "item_id").unique().join(_positions(items), on="item_id")
+    np.add.at(counts, pairs["_pos"].to_numpy(), 1.0)
+    return counts / max(1, train["user_id"].n_unique())
 
 
 @dataclass(frozen=True)
@@ -88,7 +145,10 @@ class Evaluation:
 
 def evaluate(recommender, protocol: Protocol, k: int = 10) -> Evaluation:
     """Score, filter, take the top k and measure one recommender on one protocol."""
-    scores = recommender.score(protocol.users, use_history=protocol.use_history)
+    if protocol.revealed is not None:
+        scores = recommender.score_given(protocol.users, protocol.revealed)
+    else:
+        scores = recommender.score(protocol.users, use_history=protocol.use_history)
     expected = (protocol.users.height, len(protocol.item_popularity))
     if scores.shape != expected:
         raise ValueError(
@@ -124,3 +184,16 @@ def ndcg_by_group(protocol: Protocol, evaluation: Evaluation, k: int = 10) -> pl
         .select("protocol", "age_band", "gender", f"ndcg_at_{k}", "n_users")
         .sort("age_band", "gender")
     )
+
+
+def fewshot_table(metrics: dict[str, float], baselines: dict[str, dict[str, float]], k: int = 10) -> pl.DataFrame:
+    """One row per recommender and n (0 = cold start): NDCG@k and Recall@k, model first."""
+    rows = []
+    for name, scores in {"model": metrics, **baselines}.items():
+        for n in (0, *FEWSHOT_SIZES):
+            prefix = COLD if n == 0 else fewshot_name(n)
+            if f"{prefix}.ndcg_at_{k}" in scores and (n > 0 or f"{fewshot_name(FEWSHOT_SIZES[0])}.ndcg_at_{k}" in scores):
+                rows.append({"recommender": name, "n": n, f"ndcg_at_{k}": scores[f"{prefix}.ndcg_at_{k}"],
+                             f"recall_at_{k}": scores.get(f"{prefix}.recall_at_{k}")})
+    schema = {"recommender": pl.Utf8, "n": pl.Int64, f"ndcg_at_{k}": pl.Float64, f"recall_at_{k}": pl.Float64}
+    return pl.DataFrame(rows, schema=schema)

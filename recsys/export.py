@@ -59,6 +59,7 @@ def export_bundle(result, out_dir: str | Path, version: str) -> Path:
     np.save(out / serving.USER_VECTORS, user_vectors)
     np.save(out / serving.COLD_START_VECTORS, table)
     vocab = recommender.vocab.as_dict()
+    item_item = getattr(recommender, "item_item", None)
     manifest = {
         "format_version": serving.FORMAT_VERSION,
         "version": version,
@@ -76,5 +77,8 @@ def export_bundle(result, out_dir: str | Path, version: str) -> Path:
         "cold_start_axes": ["age_band", "gender", "occupation"],
         "metrics": {k: float(v) for k, v in result.metrics.items()},
     }
+    if item_item is not None:
+        # The item-item part (recsys.personalize): cosine and EASE tables and their blend weights.
+        manifest["item_item"] = serving.save_item_item(out, item_item)
     (out / serving.MANIFEST).write_text(json.dumps(manifest, indent=2))
     return out

@@ -79,3 +79,30 @@ def ndcg_by_group(frame: pl.DataFrame, protocol: str = "cold", k: int = 10) -> F
         ax.legend(title="gender")
     fig.tight_layout()
     return fig
+
+
+def fewshot_curve(metrics: dict[str, float], baselines: dict[str, dict[str, float]], k: int = 10) -> Figure:
+    """NDCG@k against the number of liked items a new visitor revealed (0 = cold start), one
+    line for the model and one per baseline with few-shot results."""
+    import re
+
+    pattern = re.compile(rf"^fewshot\.n(\d+)\.ndcg_at_{k}$")
+
+    def curve(scores: dict[str, float]) -> tuple[list[int], list[float]]:
+        points = sorted((int(m.group(1)), v) for key, v in scores.items() if (m := pattern.match(key)))
+        if points and f"cold.ndcg_at_{k}" in scores:
+            points.insert(0, (0, scores[f"cold.ndcg_at_{k}"]))
+        return [n for n, _ in points], [v for _, v in points]
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, scores in {"model": metrics, **baselines}.items():
+        x, y = curve(scores)
+        if x:
+            ax.plot(x, y, marker="o", label=name, linewidth=2.5 if name == "model" else 1.2)
+    ax.set_xlabel("liked items revealed (0 = demographics only)")
+    ax.set_ylabel(f"NDCG@{k}")
+    ax.set_title("Few-shot: new visitors given their first likes")
+    if ax.lines:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -21,12 +21,20 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.item_item import ItemItemModel, ItemItemTable
+
 MANIFEST = "manifest.json"
 ITEM_VECTORS = "item_vectors.npy"
 ITEM_IDS = "item_ids.npy"
 USER_VECTORS = "user_vectors.npy"
 USER_IDS = "user_ids.npy"
 COLD_START_VECTORS = "cold_start_vectors.npy"
+# Optional (bundles written before the item-item part lack them): per table, its weights and,
+# for a sparse table, its neighbours; the manifest's "item_item" entry describes them.
+ITEM_ITEM_FILES = {
+    "cosine": ("item_item_cosine_weights.npy", "item_item_cosine_neighbours.npy"),
+    "ease": ("item_item_ease_weights.npy", "item_item_ease_neighbours.npy"),
+}
 UNKNOWN = ""  # how the bundle's vocabularies spell "unknown"; see recsys.features
 FORMAT_VERSION = 1
 
@@ -136,6 +144,58 @@ def top_k(
     return np.concatenate(indices), np.concatenate(scores)
 
 
+def _load_item_item(directory: Path, manifest: dict) -> ItemItemModel | None:
+    described = manifest.get("item_item")
+    if described is None:
+        return None
+    tables: dict[str, ItemItemTable | None] = {}
+    for role, (weights_name, neighbours_name) in ITEM_ITEM_FILES.items():
+        entry = described["tables"].get(role)
+        if entry is None:
+            tables[role] = None
+            continue
+        names = (weights_name, neighbours_name) if entry["sparse"] else (weights_name,)
+        for name in names:
+            if not (directory / name).is_file():
+                raise InvalidBundle(f"{directory} lacks {name}, which its manifest lists; export the model again")
+        try:
+            tables[role] = ItemItemTable(
+                weights=np.load(directory / weights_name, allow_pickle=False),
+                neighbours=np.load(directory / neighbours_name, allow_pickle=False) if entry["sparse"] else None,
+            )
+        except ValueError as e:
+            raise InvalidBundle(f"the {role} item-item table in {directory} is malformed: {e}") from e
+    if tables["cosine"] is None:
+        raise InvalidBundle(f"the manifest in {directory} describes item_item without its cosine table")
+    return ItemItemModel(
+        cosine=tables["cosine"], ease=tables["ease"], min_rating=described.get("min_rating"),
+        **{name: float(value) for name, value in described["weights"].items()},
+    )
+
+
+def save_item_item(directory: Path, item_item: ItemItemModel) -> dict:
+    """Write the tables beside a bundle's other files; returns the manifest's "item_item" entry."""
+    entry: dict = {
+        "min_rating": item_item.min_rating,
+        "weights": {
+            "new_visitor_weight": item_item.new_visitor_weight,
+            "known_user_ease_weight": item_item.known_user_ease_weight,
+            "known_user_cosine_weight": item_item.known_user_cosine_weight,
+        },
+        "tables": {},
+    }
+    for role, (weights_name, neighbours_name) in ITEM_ITEM_FILES.items():
+        table = getattr(item_item, role)
+        if table is None:
+            entry["tables"][role] = None
+            continue
+        np.save(directory / weights_name, table.weights.astype(np.float32))
+        if table.neighbours is not None:
+            np.save(directory / neighbours_name, table.neighbours.astype(np.int32))
+        entry["tables"][role] = {"sparse": table.neighbours is not None}
+    return entry
+
+
 def _age_band(age: float | None, lower_bounds: list[float], labels: list[str]) -> str:
     # Mirrors recsys.age_bands.age_band from the bounds in the manifest, so serving needs no
     # import of the training package; the export test checks the two agree.
@@ -154,6 +214,7 @@ class ServingBundle:
     user_ids: np.ndarray
     user_vectors: np.ndarray
     cold_start_vectors: np.ndarray  # [n_age_bands + 1, n_genders + 1, n_occupations + 1, dim]
+    item_item: ItemItemModel | None = None  # None in bundles written before it existed
 
     @classmethod
     def load(cls, directory: str | Path) -> "ServingBundle":
@@ -182,6 +243,7 @@ class ServingBundle:
             user_ids=arrays[USER_IDS],
             user_vectors=arrays[USER_VECTORS],
             cold_start_vectors=arrays[COLD_START_VECTORS],
+            item_item=_load_item_item(directory, manifest),
         )
         bundle._check()
         return bundle
@@ -202,6 +264,12 @@ class ServingBundle:
             raise InvalidBundle(
                 f"cold-start table has shape {self.cold_start_vectors.shape}; expected {expected}"
             )
+        if self.item_item is not None:
+            for table in (self.item_item.cosine, self.item_item.ease):
+                if table is not None and table.n_items != len(self.item_ids):
+                    raise InvalidBundle(
+                        f"an item-item table has {table.n_items} rows; expected one per item ({len(self.item_ids)})"
+                    )
 
     @property
     def version(self) -> str:

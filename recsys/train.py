@@ -3,7 +3,8 @@
 Entry point: ``train_and_evaluate(data, cfg)``. The steps, each its own function:
 
 1. cold start: fit on the users outside a held-out 20%, recommend to the held-out users from
-   demographics only;
+   demographics only; then few-shot: the same users reveal their first n liked items (the
+   same model, no refit: the item-item part folds them in);
 2. warm: fit on every user's earlier 80% of ratings, recommend (seen items removed);
 3. optionally refit on all the data: the model that gets exported.
 """
@@ -21,10 +22,20 @@ import polars as pl
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from recsys.baselines import DemographicPopularity, ImplicitALS, Popularity
+from recsys.baselines import EASE, DemographicPopularity, ImplicitALS, ItemKNN, Popularity
 from recsys.config import TrainConfig
 from recsys.data import RecsysData
-from recsys.evaluate import COLD, WARM, build_protocol, evaluate, ndcg_by_group, per_user_frame
+from recsys.evaluate import (
+    COLD,
+    FEWSHOT_SIZES,
+    WARM,
+    build_fewshot_protocol,
+    build_protocol,
+    evaluate,
+    fewshot_table,
+    ndcg_by_group,
+    per_user_frame,
+)
 from recsys.features import (
     UNKNOWN,
     UNKNOWN_ID,
@@ -34,7 +45,9 @@ from recsys.features import (
     take,
     user_features,
 )
+from recsys.item_item import ItemItemModel, fit_item_item, liked_matrix
 from recsys.model import SAMPLE_WEIGHT, SAMPLING_PROBABILITY, TwoTowerModel
+from recsys.personalize import history_scores
 from recsys.prior import demographic_log_prior
 from recsys.splits import cold_start_split, warm_split
 from recsys.towers import ItemTower, UserTower
@@ -42,6 +55,10 @@ from recsys.towers import ItemTower, UserTower
 logger = logging.getLogger(__name__)
 
 _SCORING_BATCH = 4096
+# EASE's l2 for the baselines, the best of 50-2000 on ML-100K: warm (seed-free split) and
+# few-shot fold-in (seed 42), where a stronger pull toward popularity pays.
+EASE_L2 = 200.0
+EASE_FOLDIN_L2 = 2000.0
 
 
 def _to_tensors(features: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
@@ -55,14 +72,18 @@ def _to_tensors(features: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
 class TwoTowerRecommender:
     """A trained model with the vocabularies and catalog it was trained on.
 
-    ``score`` follows the baselines' interface; ``user_vectors`` / ``item_vectors`` are what
-    the export writes.
+    ``score`` / ``score_given`` follow the baselines' interface and blend in the item-item part
+    exactly as ``recsys.personalize`` does at request time; ``user_vectors`` / ``item_vectors``
+    and ``item_item`` are what the export writes.
     """
 
     model: TwoTowerModel
     vocab: Vocabularies
     users: pl.DataFrame  # the users known to the model (their ids are in the vocabulary)
     items: pl.DataFrame  # the catalog, in the order of item_vectors' rows
+    item_item: ItemItemModel | None = None
+    # The known users' liked training items: their history when they come back (warm).
+    liked_history: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _item_vectors: np.ndarray | None = field(default=None, repr=False)
 
     def user_vectors(self, features: dict[str, np.ndarray]) -> np.ndarray:
@@ -79,12 +100,31 @@ class TwoTowerRecommender:
             self._item_vectors = self.model.item_tower(_to_tensors(item_features(self.items, self.vocab))).numpy()
         return self._item_vectors
 
-    def score(self, users: pl.DataFrame, use_history: bool = True) -> np.ndarray:
-        """[n_users, n_items] scores; ``use_history=False`` scores from demographics alone."""
+    def tower_scores(self, users: pl.DataFrame, use_history: bool = True) -> np.ndarray:
+        """[n_users, n_items] two-tower scores alone; ``use_history=False`` drops the user id."""
         features = user_features(users)
         if not use_history:
             features["user_id"] = np.full_like(features["user_id"], UNKNOWN_ID)
         return self.user_vectors(features) @ self.item_vectors().T
+
+    def score(self, users: pl.DataFrame, use_history: bool = True) -> np.ndarray:
+        """[n_users, n_items] scores; ``use_history=False`` scores from demographics alone.
+
+        With history, known users' liked training items join through the item-item part.
+        """
+        scores = self.tower_scores(users, use_history)
+        if use_history and self.item_item is not None:
+            empty = np.zeros(0, dtype=np.int64)
+            liked = [self.liked_history.get(u, empty) for u in users["user_id"].to_list()]
+            scores += history_scores(scores.shape[1], liked, item_item=self.item_item, known_user=True)
+        return scores
+
+    def score_given(self, users: pl.DataFrame, revealed: list[np.ndarray]) -> np.ndarray:
+        """New people (demographics, no id) who liked ``revealed`` (catalog positions each)."""
+        base = self.tower_scores(users, use_history=False)
+        return base + history_scores(
+            base.shape[1], revealed, item_item=self.item_item, known_user=False, item_vectors=self.item_vectors()
+        )
 
 
 def build_model(vocab: Vocabularies, cfg: TrainConfig) -> TwoTowerModel:
@@ -201,7 +241,13 @@ def fit_two_tower(
         history.append(row)
         logger.info("%s epoch %d: loss %.4f (%.1fs)", stage, row["epoch"], row["loss"], row["seconds"])
     _set_cold_start_prior(model, train, vocab, cfg)
-    return TwoTowerRecommender(model=model, vocab=vocab, users=train.users, items=train.items), history
+    liked, user_row = liked_matrix(train, cfg.item_item.min_rating)
+    liked_history = {u: liked.indices[liked.indptr[row]:liked.indptr[row + 1]].astype(np.int64) for u, row in user_row.items()}
+    recommender = TwoTowerRecommender(
+        model=model, vocab=vocab, users=train.users, items=train.items,
+        item_item=fit_item_item(train, cfg.item_item), liked_history=liked_history,
+    )
+    return recommender, history
 
 
 def _set_cold_start_prior(model: TwoTowerModel, train: RecsysData, vocab: Vocabularies, cfg: TrainConfig) -> None:
@@ -237,6 +283,11 @@ class TrainingResult:
     def config_dict(self) -> dict:
         return asdict(self.config)
 
+    @property
+    def fewshot(self) -> pl.DataFrame:
+        """recommender, n (liked items revealed; 0 = cold start), ndcg_at_10, recall_at_10."""
+        return fewshot_table(self.metrics, self.baselines, self.config.k)
+
 
 def _prefixed(protocol: str, metrics: dict[str, float]) -> dict[str, float]:
     return {f"{protocol}.{name}": value for name, value in metrics.items()}
@@ -251,8 +302,19 @@ def train_and_evaluate(data: RecsysData, cfg: TrainConfig, show_progress: bool =
     groups = []
     per_user: dict[str, pl.DataFrame] = {}
 
-    def run_protocol(name: str, split, baseline_models) -> TwoTowerRecommender:
-        """Fit on the split's training side, then score the model and the baselines on it."""
+    def score_all(protocol, recommender, fitted_baselines) -> None:
+        evaluation = evaluate(recommender, protocol, cfg.k)
+        per_user[protocol.name] = per_user_frame(protocol, evaluation)
+        metrics.update(_prefixed(protocol.name, evaluation.metrics))
+        if protocol.name in (COLD, WARM):
+            groups.append(ndcg_by_group(protocol, evaluation, cfg.k))
+        for baseline in fitted_baselines:
+            result = evaluate(baseline, protocol, cfg.k)
+            baselines.setdefault(baseline.name, {}).update(_prefixed(protocol.name, result.metrics))
+
+    def run_protocol(name: str, split, baseline_models, fewshot_baselines=()) -> TwoTowerRecommender:
+        """Fit on the split's training side, then score the model and the baselines on it
+        (and, on a cold-start split, the few-shot protocols: the same users given n likes)."""
         t = time.perf_counter()
         protocol = build_protocol(name, split, cfg.relevant_min_rating)
         recommender, rows = fit_two_tower(
@@ -260,28 +322,38 @@ def train_and_evaluate(data: RecsysData, cfg: TrainConfig, show_progress: bool =
             epoch_metric=lambda model: evaluate(model, protocol, cfg.k).metrics[f"ndcg_at_{cfg.k}"],
         )
         history.extend(rows)
-        evaluation = evaluate(recommender, protocol, cfg.k)
-        per_user[name] = per_user_frame(protocol, evaluation)
-        metrics.update(_prefixed(name, evaluation.metrics))
-        groups.append(ndcg_by_group(protocol, evaluation, cfg.k))
-        for baseline in baseline_models:
-            result = evaluate(baseline.fit(split.train), protocol, cfg.k)
-            baselines.setdefault(baseline.name, {}).update(_prefixed(name, result.metrics))
+        score_all(protocol, recommender, [b.fit(split.train) for b in baseline_models])
+        if fewshot_baselines:
+            fitted = [b if b in baseline_models else b.fit(split.train) for b in fewshot_baselines]
+            for n in FEWSHOT_SIZES:
+                protocol = build_fewshot_protocol(split, n, cfg.relevant_min_rating)
+                if protocol.users.height == 0:  # a small dataset: nobody liked more than n items
+                    logger.info("few-shot n=%d skipped: no held-out user liked more than %d items", n, n)
+                    continue
+                score_all(protocol, recommender, fitted)
         metrics[f"seconds.{name}"] = time.perf_counter() - t
         return recommender
 
-    # 1. Cold start: new visitors, judged from demographics alone.
+    def als(name: str) -> ImplicitALS:
+        return ImplicitALS(
+            factors=cfg.als_factors, regularization=cfg.als_regularization,
+            iterations=cfg.als_iterations, alpha=cfg.als_alpha, random_state=cfg.seed, name=name,
+        )
+
+    # 1. Cold start: new visitors, judged from demographics alone; then given their first likes.
+    demographic = DemographicPopularity()
     run_protocol(
         COLD, cold_start_split(data, cfg.holdout_share, random_state=cfg.split_seed),
-        (Popularity(), DemographicPopularity()),
+        (Popularity(), demographic),
+        fewshot_baselines=(
+            demographic, ItemKNN(cfg.relevant_min_rating),
+            EASE(EASE_FOLDIN_L2, cfg.relevant_min_rating, name="ease_foldin"), als("als_foldin"),
+        ),
     )
-    # 2. Warm: every user's later ratings, with ALS as the collaborative-filtering baseline.
-    als = ImplicitALS(
-        factors=cfg.als_factors, regularization=cfg.als_regularization,
-        iterations=cfg.als_iterations, alpha=cfg.als_alpha, random_state=cfg.seed,
-    )
+    # 2. Warm: every user's later ratings, with ALS and EASE as the collaborative-filtering baselines.
     recommender = run_protocol(
-        WARM, warm_split(data, cfg.holdout_share), (Popularity(), DemographicPopularity(), als)
+        WARM, warm_split(data, cfg.holdout_share),
+        (Popularity(), DemographicPopularity(), als("als"), EASE(EASE_L2, cfg.relevant_min_rating)),
     )
 
     # 3. The model to export.

@@ -8,7 +8,7 @@ import pytest
 
 from recsys.config import TrainConfig
 from recsys.features import UNKNOWN_ID, user_features
-from recsys.plots import ndcg_by_group, training_curve
+from recsys.plots import fewshot_curve, ndcg_by_group, training_curve
 from recsys.serving import ServingBundle
 from recsys.train import fit_two_tower, train_and_evaluate
 
@@ -17,7 +17,10 @@ pytestmark = pytest.mark.slow
 # Small and quick: the synthetic catalog has 40 items and 1,440 ratings.
 SMALL = TrainConfig(
     seed=3, epochs=12, batch_size=128, learning_rate=0.02, als_factors=8, als_iterations=3,
-).with_changes(tower={"output_dim": 8, "feature_embedding_dim": 4, "hidden_units": (16,)})
+).with_changes(
+    tower={"output_dim": 8, "feature_embedding_dim": 4, "hidden_units": (16,)},
+    item_item={"cosine_width": 10},  # below the 40 items, so the bundle's cosine table is sparse
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +64,17 @@ def test_result_holds_metrics_baselines_and_history(result):
         assert key in result.metrics
     # Demographics decide taste here, so the model must beat global popularity for new users.
     assert result.metrics["cold.ndcg_at_10"] > result.baselines["popularity"]["cold.ndcg_at_10"]
-    assert set(result.baselines) == {"popularity", "demographic_popularity", "als"}
+    assert set(result.baselines) == {
+        "popularity", "demographic_popularity", "als", "ease", "item_knn", "ease_foldin", "als_foldin",
+    }
     assert "warm.ndcg_at_10" in result.baselines["als"] and "cold.ndcg_at_10" not in result.baselines["als"]
+    assert "warm.ndcg_at_10" in result.baselines["ease"]
+    for n in (1, 3, 5, 10):
+        key = f"fewshot.n{n}.ndcg_at_10"
+        assert 0.0 <= result.metrics[key] <= 1.0
+        for name in ("demographic_popularity", "item_knn", "ease_foldin", "als_foldin"):
+            assert key in result.baselines[name]
+    assert result.fewshot.filter(pl.col("recommender") == "model")["n"].to_list() == [0, 1, 3, 5, 10]
     assert [r["epoch"] for r in result.history if r["stage"] == "final"] == list(range(1, SMALL.epochs + 1))
     assert all(np.isfinite(r["loss"]) for r in result.history)
     assert result.model_trained_on == "all"
@@ -73,6 +85,9 @@ def test_result_holds_metrics_baselines_and_history(result):
 def test_plots_return_figures(result):
     assert training_curve(result.history).axes
     assert ndcg_by_group(result.ndcg_by_group, "cold").axes
+    curve = fewshot_curve(result.metrics, result.baselines)
+    lines = {line.get_label(): line.get_xdata().tolist() for line in curve.axes[0].lines}
+    assert lines["model"] == [0, 1, 3, 5, 10] and lines["item_knn"] == [1, 3, 5, 10]
 
 
 def test_exported_bundle_scores_agree_with_the_model(result, tmp_path):
@@ -86,7 +101,7 @@ def test_exported_bundle_scores_agree_with_the_model(result, tmp_path):
     assert np.array_equal(bundle.item_ids, recommender.items["item_id"].to_numpy())
     # Known users: the bundle's vector scores like the tower's.
     known = recommender.users.head(5)
-    tf_scores = recommender.score(known, use_history=True)
+    tf_scores = recommender.tower_scores(known, use_history=True)
     served = np.stack([bundle.vector_for_user(u) for u in known["user_id"].to_list()])
     np.testing.assert_allclose(bundle.score(served), tf_scores, rtol=1e-4, atol=1e-4)
     # New visitors: demographics through the table score like the tower with the OOV id.
@@ -95,7 +110,7 @@ def test_exported_bundle_scores_agree_with_the_model(result, tmp_path):
          "occupation": ["student", "astronaut", None], "zip": [None, None, None]},
         schema={"user_id": pl.Int64, "age": pl.Int32, "gender": pl.Utf8, "occupation": pl.Utf8, "zip": pl.Utf8},
     )
-    tf_scores = recommender.score(visitors, use_history=False)
+    tf_scores = recommender.tower_scores(visitors, use_history=False)
     served = np.stack([
         bundle.vector_for_demographics(30, "F", "student"),
         bundle.vector_for_demographics(56, "m", "astronaut"),  # unseen occupation -> unknown
@@ -112,6 +127,44 @@ def test_exported_bundle_scores_agree_with_the_model(result, tmp_path):
         bundle.vector_for_user(10_001)
     with pytest.raises(FileExistsError):
         export_bundle(result, path, version="test-2")
+
+
+def test_lists_served_with_likes_are_the_lists_measured(result, tmp_path):
+    """What the few-shot and warm protocols score is what recommend_with_history serves."""
+    from recsys.export import export_bundle
+    from recsys.personalize import History, recommend_many_with_history, recommend_with_history
+    from recsys.serving import top_k_from_scores
+
+    bundle = ServingBundle.load(export_bundle(result, tmp_path / "bundle", version="test-3"))
+    recommender = result.model
+    assert bundle.item_item is not None and bundle.item_item.ease is not None
+    assert bundle.item_item.cosine.neighbours is not None  # kept sparse: 40 items, width below
+    visitors = recommender.users.head(4)
+    revealed = [np.array([0, 2]), np.array([4]), np.array([1, 3, 5]), np.array([], dtype=np.int64)]
+    exclude = np.zeros((4, len(bundle.item_ids)), dtype=bool)
+    for row, items in enumerate(revealed):
+        exclude[row, items] = True
+    measured, _ = top_k_from_scores(recommender.score_given(visitors, revealed), 5, exclude)
+    features = user_features(visitors)
+    vectors = np.stack([
+        bundle.vector_for_demographics(a, g, o)
+        for a, g, o in zip(visitors["age"].to_list(), features["gender"].tolist(), features["occupation"].tolist())
+    ])
+    histories = [History(liked=tuple(r.tolist())) for r in revealed]
+    served, _ = recommend_many_with_history(bundle.item_vectors, vectors, histories, k=5, item_item=bundle.item_item)
+    np.testing.assert_array_equal(served, measured)
+    one = recommend_with_history(bundle.item_vectors, vectors[0], histories[0], k=5, known_user=False, item_item=bundle.item_item)
+    np.testing.assert_array_equal(one.indices, measured[0])
+    # Known users: their liked training items through EASE and the mean cosine.
+    user = recommender.users.head(1)
+    liked = recommender.liked_history[user["user_id"][0]]
+    measured, _ = top_k_from_scores(recommender.score(user, use_history=True), 5, None)
+    mine = recommend_with_history(
+        bundle.item_vectors, bundle.vector_for_user(user["user_id"][0]), History(liked=tuple(liked.tolist())),
+        k=5 + len(liked), known_user=True, item_item=bundle.item_item,
+    )
+    expected = [i for i in measured[0] if i not in liked]
+    assert mine.indices.tolist()[: len(expected)] == expected
 
 
 def test_training_without_logq_runs_and_is_reproducible(taste_data):
