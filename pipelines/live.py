@@ -83,6 +83,7 @@ class Snapshot:
     item_index: dict[int, int]  # item id -> row in the bundle
     users: dict[int, tuple]  # user id -> (age, gender, occupation)
     seen: dict[int, np.ndarray]  # user id -> bundle rows of items in their warehouse history
+    liked: dict[int, np.ndarray]  # user id -> rows they rated at the bundle's item-item "liked" level
     popularity: pl.DataFrame  # item_id, n_interactions: the catalog's order for pickers
     recent: dict[int, list[tuple]]  # user id -> newest interactions first: (item_id, rating, timestamp)
     top_rating: float
@@ -96,7 +97,7 @@ def load_snapshot(home: Path, *, lock_timeout_s: float) -> Snapshot:
         version = require_champion(conn)
         items = read_items(conn)
         users = conn.sql("SELECT user_id, age, gender, occupation FROM users").fetchall()
-        history = conn.sql("SELECT user_id, item_id FROM interactions").pl()
+        history = conn.sql("SELECT user_id, item_id, rating FROM interactions").pl()
         recent = conn.sql(
             f"""SELECT user_id, item_id, rating, timestamp FROM interactions
                 QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY timestamp DESC, item_id) <= {RECENT_PER_USER}
@@ -109,10 +110,12 @@ def load_snapshot(home: Path, *, lock_timeout_s: float) -> Snapshot:
     rows = history.with_columns(
         pl.col("item_id").replace_strict(item_index, default=-1, return_dtype=pl.Int64).alias("row")
     ).filter(pl.col("row") >= 0)
-    seen = {
-        int(user): np.unique(group["row"].to_numpy())
-        for (user,), group in rows.group_by("user_id")
-    } if rows.height else {}
+    seen = _rows_by_user(rows)
+    item_item = bundle.item_item
+    liked = {}
+    if item_item is not None:  # the item-item part bends a known user's list toward all they liked
+        threshold = item_item.min_rating
+        liked = _rows_by_user(rows if threshold is None else rows.filter(pl.col("rating") >= threshold))
     counts = history.group_by("item_id").len("n_interactions")
     popularity = (items.join(counts, on="item_id", how="left")
                   .with_columns(pl.col("n_interactions").fill_null(0).cast(pl.Int64))
@@ -121,9 +124,15 @@ def load_snapshot(home: Path, *, lock_timeout_s: float) -> Snapshot:
         recent=_group_recent(recent),
         version=version, bundle=bundle, items=items, catalog=CatalogIndex.build(bundle.item_ids, items),
         item_index=item_index, popularity=popularity,
-        users={int(u): (a, g, o) for u, a, g, o in users}, seen=seen, top_rating=float(top),
+        users={int(u): (a, g, o) for u, a, g, o in users}, seen=seen, liked=liked, top_rating=float(top),
         merged_up_to=int(watermark), data_snapshot=data_snapshot,
     )
+
+
+def _rows_by_user(rows: pl.DataFrame) -> dict[int, np.ndarray]:
+    if rows.height == 0:
+        return {}
+    return {int(user): np.unique(group["row"].to_numpy()) for (user,), group in rows.group_by("user_id")}
 
 
 def _group_recent(rows: list[tuple]) -> dict[int, list[tuple]]:
@@ -321,7 +330,10 @@ class LiveRecommender:
 
     def _history(self, snapshot: Snapshot, request: ListRequest, landed: list[StoredEvent]):
         index = snapshot.item_index
-        liked = dict.fromkeys(index[i] for i in request.liked_items)
+        liked: dict[int, None] = {}
+        if request.user_id is not None and request.user_id in snapshot.liked:
+            liked.update(dict.fromkeys(snapshot.liked[request.user_id].tolist()))
+        liked.update(dict.fromkeys(index[i] for i in request.liked_items))
         disliked = dict.fromkeys(index[i] for i in request.disliked_items)
         seen: dict[int, None] = {}
         if request.user_id is not None and request.user_id in snapshot.seen:

@@ -53,7 +53,7 @@ def test_a_like_moves_a_related_item_into_the_list_and_says_why(tmp_path):
     assert [row["score"] for row in after["items"]] == pytest.approx([1.2, 1.0, 0.9])
     assert [row["reason"] for row in after["items"]] == ["liked_items", "demographic", "demographic"]
     assert [row["because"] for row in after["items"]] == [[12], [], []]
-    assert after["for"]["liked"] == [12]
+    assert after["basis"]["n_liked"] == 1
 
 
 def test_a_dislike_pushes_its_neighbours_down(tmp_path):

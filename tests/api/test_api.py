@@ -197,3 +197,19 @@ def test_a_known_users_history_newest_first_with_what_landed(client):
     assert [(i["item_id"], i["type"]) for i in items] == [(13, "like"), (10, "rating")]
     assert items[0]["title"] == "Item 13"
     assert client.get("/v1/users/999/history").status_code == 404
+
+
+def test_the_service_and_the_cli_rank_likes_alike(tmp_path):
+    """The same hand-made bundle with an item-item part: the API's list is the CLI's."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+    from test_recommend_liked import home_with_item_item, recommend_json
+
+    home = home_with_item_item(tmp_path)
+    cli_list = recommend_json(home, "--age", "40", "--gender", "M", "--liked", "12")
+    with TestClient(create_app(Settings(home=home, reload_interval_s=3600))) as client:
+        api_list = client.post("/v1/recommendations", json={"age": 40, "gender": "M", "liked_items": [12]}).json()
+    assert [(i["item_id"], i["reason"], i["because"]) for i in api_list["items"]] == \
+        [(i["item_id"], i["reason"], i["because"]) for i in cli_list["items"]] == [(13, "liked_items", [12]), (10, "demographic", []), (11, "demographic", [])]
