@@ -210,6 +210,6 @@ def test_the_service_and_the_cli_rank_likes_alike(tmp_path):
     home = home_with_item_item(tmp_path)
     cli_list = recommend_json(home, "--age", "40", "--gender", "M", "--liked", "12")
     with TestClient(create_app(Settings(home=home, reload_interval_s=3600))) as client:
-        api_list = client.post("/v1/recommendations", json={"age": 40, "gender": "M", "liked_items": [12]}).json()
+        api_list = client.post("/v1/recommendations", json={"age": 40, "gender": "M", "liked_items": [12], "k": 3}).json()
     assert [(i["item_id"], i["reason"], i["because"]) for i in api_list["items"]] == \
         [(i["item_id"], i["reason"], i["because"]) for i in cli_list["items"]] == [(13, "liked_items", [12]), (10, "demographic", []), (11, "demographic", [])]
