@@ -8,8 +8,8 @@ Prints the model against the baselines on both protocols (cold start, warm), wit
 without the logQ correction, the training wall time and the peak memory.
 
 One split is noisy (about 190 judged users in the cold-start protocol): ``--seeds 42,1,2,3,4``
-repeats the evaluation for each seed (a new cold-start split and a new initialisation each
-time) and prints NDCG@10 per seed with the mean and sd, for the model and the baselines, on
+repeats the evaluation for each seed (a new cold-start split, ``split_seed=seed``, and a new
+initialisation each time) and prints NDCG@10 per seed with the mean and sd, for the model and the baselines, on
 the cold, few-shot (given n = 1, 3, 5, 10 liked items) and warm protocols.
 """
 
@@ -104,7 +104,7 @@ def _wide_prior_alone(data: RecsysData, cfg) -> dict[str, float]:
     from recsys.evaluate import COLD, build_protocol, evaluate
     from recsys.splits import cold_start_split
 
-    split = cold_start_split(data, cfg.holdout_share, random_state=cfg.seed)
+    split = cold_start_split(data, cfg.holdout_share, random_state=cfg.split_seed)
     protocol = build_protocol(COLD, split, cfg.relevant_min_rating)
     metrics = evaluate(_WidePriorAlone(split.train, cfg), protocol, cfg.k).metrics
     return {f"cold.{name}": value for name, value in metrics.items()}
@@ -120,7 +120,7 @@ def _across_seeds(data: RecsysData, seeds: list[int]) -> None:
     table: dict[str, dict[str, list[float]]] = {}
     for seed in seeds:
         result = train_and_evaluate(
-            data, TrainConfig(seed=seed, refit_on_all_data=False), show_progress=False
+            data, TrainConfig(seed=seed, split_seed=seed, refit_on_all_data=False), show_progress=False
         )
         for name, metrics in {"two-tower": result.metrics, **result.baselines}.items():
             for protocol in protocols:
