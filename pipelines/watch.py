@@ -45,6 +45,9 @@ class WatchConfig:
     every_nth_frame: int = 1  # process one frame in n (a camera gives more frames than are needed)
     k: int = 10
     max_frames: int | None = None  # stop after this many decoded frames (None: until the video ends)
+    # Smallest face looked for, in frame pixels. Someone close enough to read a shop screen shows a face
+    # of 40+ pixels at 640 x 480; skipping the finer detection levels makes each frame cheaper.
+    min_face_px: int = 40
 
 
 @dataclass
@@ -150,7 +153,8 @@ def watch(home: Path | None, source: str | int, *, config: WatchConfig = WatchCo
     frames read and processed, viewers seen, events, seconds."""
     import time
 
-    from vision.profile import default_profiler
+    from vision.detect import DetectorConfig
+    from vision.profile import ProfilerConfig, SelfieProfiler
     from warehouse.catalog import read_items
     from warehouse.connection import connected
 
@@ -161,7 +165,7 @@ def watch(home: Path | None, source: str | int, *, config: WatchConfig = WatchCo
         items = read_items(conn)
     bundle = load_bundle(chosen)
     titles = dict(zip(items["item_id"].to_list(), items["title"].to_list()))
-    profiler = profiler or default_profiler()
+    profiler = profiler or SelfieProfiler(ProfilerConfig(detector=DetectorConfig(min_face_size=config.min_face_px)))
     tracker = Tracker(config)
     audience: tuple[int, ...] = ()
     summary = {"frames": 0, "processed": 0, "viewers": 0, "events": 0, "seconds": 0.0}
