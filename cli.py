@@ -375,6 +375,10 @@ def show_selfie_recommendations(result, as_json: bool) -> None:
             f"gender {gender}{why}"
             + (f" ({face['gender_confidence']:.0%})" if face["gender_for_recommendation"] else "")
         )
+        if len(face.get("age_band_weights", {})) > 1 or len(face.get("gender_weights", {})) > 1:
+            mix = lambda weights: ", ".join(f"{k} {v:.0%}" for k, v in weights.items())  # noqa: E731
+            click.echo(f"  unsure, so the list weighs age bands {mix(face['age_band_weights'])}; "
+                       f"genders {mix(face['gender_weights'])}")
         if face["low_quality"]:
             click.secho(f"  low confidence: {', '.join(face['quality_issues'])}; a sharper, closer photo gives a better estimate", fg="yellow")
         print_table(rec.items, f"Top {rec.items.height} for age band {face['age_band']}, gender {gender} (model v{rec.model_version})")
