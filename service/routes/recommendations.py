@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from pipelines.live import ListRequest
 from pipelines.profile import face_record
 from pipelines.schemas import Basis, RecommendationList, RecommendedItem
-from pipelines.selfie import profile_faces
+from pipelines.selfie import demographic_weights, profile_faces
 from service.deps import LiveDep, SettingsDep
 from service.errors import ERROR_RESPONSES
 from service.schemas import FaceOut, RecommendationRequest, SessionId
@@ -88,6 +88,6 @@ async def recommend_for_selfie(request: Request, live: LiveDep, settings: Settin
     del data
     face = profile.primary
     ranked = live.recommend(ListRequest(age=face.age.years, gender=face.gender_for_recommendation,
-                                        session_id=session_id, k=k)).to_list()
+                                        mixture=demographic_weights(face), session_id=session_id, k=k)).to_list()
     return SelfieRecommendation(camera=FaceOut(**face_record(face)), other_faces=profile.other_faces,
                                 model_version=ranked.model_version, basis=ranked.basis, items=ranked.items)
