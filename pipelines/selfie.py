@@ -46,6 +46,11 @@ def profile_faces(photo: Path | bytes, *, all_faces: bool = False):
         raise PhotoError(f"{'the photo' if isinstance(photo, bytes) else photo}: {_explain(e)}") from e
 
 
+def warm_up() -> None:
+    """Loads the vision models now, so the first selfie is as fast as the rest."""
+    default_profiler().warm_up()
+
+
 def _explain(error: Exception) -> str:
     from vision.types import NoFaceFound
 

@@ -29,6 +29,15 @@ MERGE_INTERVAL_S = 60.0
 API_VERSION = "1"
 
 
+def _warm_vision() -> None:
+    from pipelines.selfie import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # noqa: BLE001 - a failed warm-up only costs the first photo its speed
+        log.exception("loading the vision models at start failed; the first photo will load them")
+
+
 def _maintain(live: LiveRecommender, settings: Settings, stop: threading.Event) -> None:
     """Every tick: reload if the warehouse changed; now and then: merge what landed."""
     next_merge = time.monotonic() + MERGE_INTERVAL_S
@@ -87,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.MODEL_VERSION.set(live.snapshot.version.version)
         app.state.live, app.state.settings = live, settings
         app.state.vision_slots = asyncio.Semaphore(max(1, len(os.sched_getaffinity(0))))
+        # The first visitor's selfie should not pay for loading the vision models.
+        threading.Thread(target=_warm_vision, name="recsys-warm-vision", daemon=True).start()
         stop = threading.Event()
         worker = threading.Thread(target=_maintain, args=(live, settings, stop), name="recsys-maintain", daemon=True)
         worker.start()

@@ -72,6 +72,13 @@ class SelfieProfiler:
                                                    flip_average=self.config.flip_average)
         return self._demographics
 
+    def warm_up(self) -> None:
+        """Loads the detector's and the age/gender network's sessions now, so the first photo
+        costs what every other does (a service calls this at start)."""
+        self.detector.detect_copy(detection_copy(np.full((120, 120, 3), 127, dtype=np.uint8)))
+        if self.config.age_gender_model == "faceapi":
+            self.faceapi.network.predict_crop(np.full((112, 112, 3), 127, dtype=np.uint8))
+
     def profile(self, source: ImageSource, all_faces: bool = False) -> SelfieProfile:
         """Profile the largest face (or every face with `all_faces`). Raises NoFaceFound when there is
         none, UnreadableImage / ImageTooLarge for bad input."""
