@@ -77,7 +77,8 @@ class FaceApiAgeGender:
     def _ensure_session(self):
         with self._lock:
             if self._session is None:
-                import onnxruntime as ort
+                from vision.onnx import onnxruntime
+                ort = onnxruntime()
 
                 if not self.path.is_file():
                     raise FileNotFoundError(f"expected the AgeGenderNet graph at {self.path}; rebuild it with "

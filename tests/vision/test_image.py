@@ -105,3 +105,27 @@ def test_detection_copy_shrinks_long_side_only():
     assert copy.scale_x == pytest.approx(0.32) and copy.scale_y == pytest.approx(0.32)
     small = np.zeros((100, 50, 3), np.uint8)
     assert detection_copy(small).rgb is small and detection_copy(small).scale_x == 1.0
+
+
+def test_loading_the_models_leaves_no_onnxruntime_log_in_the_temp_dir(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from vision.profile import SelfieProfiler; SelfieProfiler().warm_up(); "
+            "print(os.getpid())")
+    env = {**__import__("os").environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=__import__("pathlib").Path(__file__).resolve().parents[2], check=True)
+    assert done.stdout.strip().isdigit()
+    # (onnxruntime's telemetry also keeps one shared `.ses` file per temp dir: not per-run litter.)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("mat-debug-")] == []
+
+
+def test_heic_is_named_as_such():
+    import pytest
+
+    from vision.image import load_rgb
+    from vision.types import UnreadableImage
+
+    with pytest.raises(UnreadableImage, match="HEIC"):
+        load_rgb(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
