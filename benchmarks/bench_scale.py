@@ -147,17 +147,9 @@ def audiences(size: Size, out: Path, known: int, cold: int, seed: int = 1) -> tu
 # ---------------------------------------------------------------- synthetic bundle
 
 
-def write_synthetic_bundle(home: Path, size: Size, dim: int = 32, seed: int = 0) -> int:
-    """A bundle of synthetic vectors shaped like recsys.export's, recorded as the champion.
-
-    Items: their topic's centre plus noise, and a popularity bias column (users hold 1 there,
-    as the trained towers do); users: their topic's centre plus noise. Returns the version.
-    """
-    from recsys import serving
-    from recsys.age_bands import AGE_BAND_LOWER_BOUNDS, AGE_BANDS
-    from warehouse.catalog import current_snapshot
-    from warehouse.connection import connected
-    from warehouse.model_versions import list_versions, record_version
+def synthetic_vectors(size: Size, dim: int = 32, seed: int = 0):
+    """(item ids, item vectors, user ids, user vectors, cold-start table) with the data's topic structure."""
+    from recsys.age_bands import AGE_BANDS
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((size.n_topics, dim)).astype(np.float32)
@@ -171,9 +163,25 @@ def write_synthetic_bundle(home: Path, size: Size, dim: int = 32, seed: int = 0)
     users = centres[user_topics(user_ids, size.n_topics)] + 0.7 / np.sqrt(dim) * rng.standard_normal(
         (size.n_users, dim)).astype(np.float32)
     user_vectors = np.hstack([3 * users, np.ones((size.n_users, 1), np.float32)]).astype(np.float32)
-    genders, occupations = ["F", "M"], []
-    cold = rng.standard_normal((len(AGE_BANDS) + 1, len(genders) + 1, len(occupations) + 1, dim + 1)).astype(np.float32)
+    cold = rng.standard_normal((len(AGE_BANDS) + 1, 3, 1, dim + 1)).astype(np.float32)  # genders F, M + unknown
     cold[..., -1] = 1.0
+    return item_ids, item_vectors, user_ids, user_vectors, cold
+
+
+def write_synthetic_bundle(home: Path, size: Size, dim: int = 32, seed: int = 0) -> int:
+    """A bundle of synthetic vectors shaped like recsys.export's, recorded as the champion.
+
+    Items: their topic's centre plus noise, and a popularity bias column (users hold 1 there,
+    as the trained towers do); users: their topic's centre plus noise. Returns the version.
+    """
+    from recsys import serving
+    from recsys.age_bands import AGE_BAND_LOWER_BOUNDS, AGE_BANDS
+    from warehouse.catalog import current_snapshot
+    from warehouse.connection import connected
+    from warehouse.model_versions import list_versions, record_version
+
+    item_ids, item_vectors, user_ids, user_vectors, cold = synthetic_vectors(size, dim, seed)
+    genders, occupations = ["F", "M"], []
 
     with connected(home, read_only=True) as conn:
         version = max([v.version for v in list_versions(conn)], default=0) + 1

@@ -6,6 +6,7 @@ DuckDB, and never imports TensorFlow or MLflow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from pipelines.schemas import Basis, RecommendationList, RecommendedItem
 from recsys.age_bands import age_band
 from recsys.personalize import History, recommend_with_history, taste_dimensions
 from recsys.serving import InvalidBundle, ServingBundle
-from warehouse.catalog import read_items
+from warehouse.catalog import read_items_by_id
 from warehouse.connection import connected
 from warehouse.model_versions import ModelVersion, get_version, require_champion
 
@@ -57,6 +58,13 @@ class CatalogIndex:
         return cls(aligned["title"].to_list(), aligned["year"].to_list(),
                    [g if g is not None else [] for g in aligned["genres"].to_list()])
 
+    @classmethod
+    def for_rows(cls, bundle_item_ids: np.ndarray, rows: np.ndarray, items: pl.DataFrame) -> "CatalogIndex":
+        """Title, year and genres of the given bundle rows only, looked up by row like the full index."""
+        part = cls.build(np.asarray(bundle_item_ids[rows]), items)
+        rows = [int(r) for r in rows]
+        return cls(dict(zip(rows, part.titles)), dict(zip(rows, part.years)), dict(zip(rows, part.genres)))
+
 
 def recommend_for_demographics(
     home: Path,
@@ -70,16 +78,15 @@ def recommend_for_demographics(
 ) -> Recommendations:
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = _version(conn, version)
-        items = read_items(conn)
-    bundle = load_bundle(chosen)
-    vector = bundle.vector_for_demographics(age=age, gender=gender, occupation=occupation)
-    basis = {
-        "kind": "demographics",
-        "age_band": age_band(age) if age is not None else "unknown",
-        "gender": gender or "unknown",
-        "occupation": _known_occupation(bundle, occupation, chosen.version),
-    }
-    return _result(bundle, chosen, basis, vector, items, k, exclude=None)
+        bundle = load_bundle(chosen)
+        vector = bundle.vector_for_demographics(age=age, gender=gender, occupation=occupation)
+        basis = {
+            "kind": "demographics",
+            "age_band": age_band(age) if age is not None else "unknown",
+            "gender": gender or "unknown",
+            "occupation": _known_occupation(bundle, occupation, chosen.version),
+        }
+        return _result(bundle, chosen, basis, vector, conn, k, exclude=None)
 
 
 def recommend_for_user(
@@ -87,28 +94,27 @@ def recommend_for_user(
 ) -> Recommendations:
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = _version(conn, version)
-        items = read_items(conn)
         user = conn.sql("SELECT age, gender, occupation FROM users WHERE user_id = ?", params=[user_id]).fetchall()
         seen = conn.sql("SELECT DISTINCT item_id FROM interactions WHERE user_id = ?", params=[user_id]).pl()
-    bundle = load_bundle(chosen)
-    if bundle.has_user(user_id):
-        vector = bundle.vector_for_user(user_id)
-        basis = {"kind": "known_user", "user_id": user_id, "n_seen": seen.height}
-    elif user:
-        # In the warehouse but newer than the model: their demographics are what we have.
-        age, gender, occupation = user[0]
-        vector = bundle.vector_for_demographics(age=age, gender=gender, occupation=occupation)
-        basis = {"kind": "demographics", "user_id": user_id, "n_seen": seen.height,
-                 "note": f"user {user_id} joined after model v{chosen.version} was trained"}
-    else:
-        raise UnknownUserId(
-            f"user {user_id} is not in the warehouse or model v{chosen.version}; "
-            "for a new person use --age and --gender (or --selfie)"
-        )
-    exclude = np.zeros(len(bundle.item_ids), dtype=bool)
-    known_seen = seen.filter(pl.col("item_id").is_in(bundle.item_ids.tolist()))["item_id"].to_list()
-    exclude[bundle.item_index(known_seen)] = True
-    return _result(bundle, chosen, basis, vector, items, k, exclude)
+        bundle = load_bundle(chosen)
+        if bundle.has_user(user_id):
+            vector = bundle.vector_for_user(user_id)
+            basis = {"kind": "known_user", "user_id": user_id, "n_seen": seen.height}
+        elif user:
+            # In the warehouse but newer than the model: their demographics are what we have.
+            age, gender, occupation = user[0]
+            vector = bundle.vector_for_demographics(age=age, gender=gender, occupation=occupation)
+            basis = {"kind": "demographics", "user_id": user_id, "n_seen": seen.height,
+                     "note": f"user {user_id} joined after model v{chosen.version} was trained"}
+        else:
+            raise UnknownUserId(
+                f"user {user_id} is not in the warehouse or model v{chosen.version}; "
+                "for a new person use --age and --gender (or --selfie)"
+            )
+        exclude = np.zeros(len(bundle.item_ids), dtype=bool)
+        rows = bundle.item_rows(seen["item_id"].to_numpy())
+        exclude[rows[rows >= 0]] = True  # items the model does not hold cannot be recommended anyway
+        return _result(bundle, chosen, basis, vector, conn, k, exclude)
 
 
 def _known_occupation(bundle: ServingBundle, occupation: str | None, version: int) -> str:
@@ -139,15 +145,20 @@ def _version(conn, version: int | None) -> ModelVersion:
     return get_version(conn, version) if version is not None else require_champion(conn)
 
 
-def _result(bundle, chosen, basis, vector, items: pl.DataFrame, k: int, exclude) -> Recommendations:
+def _result(bundle, chosen, basis, vector, conn, k: int, exclude) -> Recommendations:
     seen = tuple(np.flatnonzero(exclude).tolist()) if exclude is not None else ()
-    return rank(bundle, CatalogIndex.build(bundle.item_ids, items), chosen.version, basis, vector, History(seen=seen),
+
+    def catalog(rows: np.ndarray) -> CatalogIndex:
+        # Only the listed items' titles are read: the catalog may hold a million items.
+        return CatalogIndex.for_rows(bundle.item_ids, rows, read_items_by_id(conn, bundle.item_ids[rows].tolist()))
+
+    return rank(bundle, catalog, chosen.version, basis, vector, History(seen=seen),
                 k=k, known_user=basis["kind"] == "known_user")
 
 
 def rank(
     bundle: ServingBundle,
-    catalog: CatalogIndex,
+    catalog: "CatalogIndex | Callable[[np.ndarray], CatalogIndex]",
     model_version: int,
     basis: dict,
     vector: np.ndarray,
@@ -157,11 +168,17 @@ def rank(
     known_user: bool,
     blocked: np.ndarray | None = None,
 ) -> Recommendations:
-    """The one ranking step behind every single-person list (CLI and service alike)."""
+    """The one ranking step behind every single-person list (CLI and service alike).
+
+    ``catalog`` is the whole catalog in bundle order (a long-running service builds it once),
+    or a function of the listed rows that returns the titles of those rows only.
+    """
     ranked = recommend_with_history(
         bundle.item_vectors, vector, history, k=k, known_user=known_user,
         taste_dims=taste_dimensions(bundle.manifest, bundle.item_vectors.shape[1]), blocked=blocked,
     )
+    if callable(catalog):
+        catalog = catalog(ranked.indices)
     ids = bundle.item_ids
     entries = [
         RecommendedItem(rank=rank_, item_id=int(ids[row]), title=catalog.titles[row], year=catalog.years[row],

@@ -108,8 +108,23 @@ def recommend_with_history(
         from_likes = like_part > base_part
     else:
         from_likes = np.zeros(n_items, dtype=bool)
-    candidates = np.flatnonzero(allowed)
-    order = candidates[np.lexsort((candidates, -score[candidates]))][:k]
+    order = _best_allowed(score, allowed, k)
     reasons = [REASON_LIKED if from_likes[i] and history.liked else base_reason for i in order]
     because = [(int(nearest_like[i]),) if reason == REASON_LIKED else () for i, reason in zip(order, reasons)]
     return PersonalList(indices=order, scores=score[order], reasons=reasons, because=because)
+
+
+def _best_allowed(score: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
+    """The k best allowed items, best first, ties to the lower index.
+
+    Only the items at or above the k-th best allowed score are sorted (a partition finds that
+    score in linear time), so a request costs a pass over the catalog, not a sort of it.
+    """
+    n_allowed = int(allowed.sum())
+    if n_allowed > k:
+        masked = np.where(allowed, score, -np.inf)
+        kth = np.partition(masked, len(masked) - k)[len(masked) - k]
+        candidates = np.flatnonzero(allowed & (score >= kth))
+    else:
+        candidates = np.flatnonzero(allowed)
+    return candidates[np.lexsort((candidates, -score[candidates]))][:k]
