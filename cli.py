@@ -485,10 +485,12 @@ def _item_ids(value: str | None, option: str) -> frozenset[int] | None:
 @click.option("--chunk-size", type=click.IntRange(min=1000), default=200_000, show_default=True, help="Audience rows per chunk (bounds memory).")
 @click.option("--store-selfie-results", is_flag=True, help="Also keep selfie rows' lists in the warehouse (they reveal the inferred age band and gender).")
 @click.option("--retention-days", type=click.IntRange(min=1), default=30, show_default=True, help="The warehouse deletes this campaign's stored lists after this many days.")
+@click.option("--retrieval", type=click.Choice(["auto", "exact", "ann"]), default="auto", show_default=True,
+              help="Known users' lists: exact, or approximate (a FAISS index beside the bundle); auto uses ANN from 100,000 items.")
 @home_option
 @json_option
 def batch_score(audience, out, k, campaign, model_version, exclude_items, only_items, genres, max_per_item, chunk_size,
-                store_selfie_results, retention_days, home, lock_timeout, as_json) -> None:
+                store_selfie_results, retention_days, retrieval, home, lock_timeout, as_json) -> None:
     """Top-k lists for a whole campaign audience (CSV or Parquet).
 
     The audience has user_id and, for people the warehouse does not know, age (years or a
@@ -514,7 +516,7 @@ def batch_score(audience, out, k, campaign, model_version, exclude_items, only_i
     )
     summary = run_batch(home, audience, out, k=k, campaign=campaign, version=model_version, rules=rules,
                         chunk_size=chunk_size, show_progress=not as_json, lock_timeout_s=lock_timeout,
-                        store_selfie_results=store_selfie_results, retention_days=retention_days)
+                        store_selfie_results=store_selfie_results, retention_days=retention_days, retrieval=retrieval)
     if as_json:
         click.echo(json.dumps(asdict(summary), default=str))
         return
