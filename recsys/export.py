@@ -77,4 +77,5 @@ def export_bundle(result, out_dir: str | Path, version: str) -> Path:
         "metrics": {k: float(v) for k, v in result.metrics.items()},
     }
     (out / serving.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    serving.prepare_bundle(out)  # the approximate-retrieval index, for large catalogs only
     return out
