@@ -215,6 +215,8 @@ def batch_score(
     out, audience = Path(out), Path(audience)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise InputError(f"{out}: unknown output format '{out.suffix}'; expected .parquet or .csv")
+    if out.is_dir():
+        raise InputError(f"{out}: is a directory; expected a file name ending in .parquet or .csv")
     files = CampaignFiles.for_output(out)
     _refuse_overwriting(audience, files)
     campaign = campaign or out.stem
@@ -248,7 +250,7 @@ def batch_score(
                 for chunk in audience_batches(audience, chunk_size):
                     chunk = parse_demographics(chunk)
                     users = histories.load(chunk, scorer)
-                    chunk = _classify(chunk, known_index, users, seen_ids)
+                    chunk = _classify(_mark_duplicates(chunk, seen_ids), known_index, users)
                     if chunk.filter(pl.col("kind") == "selfie").height:
                         chunk = _profile_selfies(chunk, selfie_profiler)
                         selfie_ids += chunk.filter(pl.col("from_selfie").fill_null(False))["user_id"].to_list()
@@ -441,14 +443,19 @@ def _seen_matrix(bundle: ServingBundle, interactions: pl.DataFrame, n_users: int
     return indptr, pairs["col"].to_numpy().astype(np.int64)
 
 
-def _classify(chunk: pl.DataFrame, known_index: pl.DataFrame, users: pl.DataFrame, seen_ids: set[str]) -> pl.DataFrame:
-    """kind: known | cold | selfie | rejected, with the demographics cold rows will use."""
+def _mark_duplicates(chunk: pl.DataFrame, seen_ids: set[str]) -> pl.DataFrame:
+    """duplicate: the id came earlier in this chunk or in an earlier one (the first one counts)."""
     ids = chunk["match_id"].to_list()
     in_earlier_chunk = pl.Series("in_earlier_chunk", [uid in seen_ids for uid in ids])
     seen_ids.update(i for i in ids if i)
-    chunk = chunk.with_columns(
+    return chunk.with_columns(
         (pl.col("match_id").is_not_null() & (in_earlier_chunk | ~pl.col("match_id").is_first_distinct())).alias("duplicate")
     )
+
+
+def _classify(chunk: pl.DataFrame, known_index: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
+    """kind: known | cold | selfie | rejected, with the demographics cold rows will use (the
+    chunk carries its ``duplicate`` flags: see _mark_duplicates, or Spark's window)."""
     chunk = chunk.join(known_index, on="match_id", how="left").join(users, on="match_id", how="left")
     has_demo = pl.col("age_value").is_not_null() | pl.col("gender_value").is_not_null()
     kind = (
