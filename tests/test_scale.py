@@ -39,8 +39,8 @@ def test_id_lookups_by_binary_search_handle_unsorted_and_missing_ids():
 
 
 def test_score_blocks_are_bounded_in_bytes_not_rows():
-    assert block_rows(1_000_000) == 16  # 64 MiB / (4 bytes x 1M items)
-    assert block_rows(1_682) == 9_974
+    assert block_rows(1_000_000) == 67  # 256 MiB / (4 bytes x 1M items)
+    assert block_rows(100_000) == 671
     assert block_rows(10) == batch_module.MAX_BLOCK_ROWS
     assert block_rows(100_000_000) == 1
 
