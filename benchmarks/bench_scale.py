@@ -99,6 +99,8 @@ def generate(size: Size, out: Path, seed: int = 0) -> dict:
         "user_id": user_ids,
         "age": rng.integers(16, 80, size.n_users).astype(np.int32),
         "gender": rng.choice(np.array(["M", "F"]), size.n_users),
+        # The trainer refuses a user table without any occupation (an empty StringLookup vocabulary).
+        "occupation": rng.choice(np.array(["student", "retired", "employed", "self-employed"]), size.n_users),
     }), out / "users.parquet")
 
     item_ids = np.arange(1, size.n_items + 1, dtype=np.int64)
