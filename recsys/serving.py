@@ -279,9 +279,10 @@ class ServingBundle:
         """The approximate-retrieval index of the item vectors (recsys.ann), read or built once."""
         index = self.__dict__.get("_ann")
         if index is None:
-            from recsys.ann import load_or_build
+            from recsys.ann import build_index, load_or_build
 
-            index = load_or_build(self.__dict__.get("_directory") or Path("."), self.item_vectors)
+            directory = self.__dict__.get("_directory")  # None: a bundle built in memory keeps its index there
+            index = load_or_build(directory, self.item_vectors) if directory else build_index(self.item_vectors)
             object.__setattr__(self, "_ann", index)
         return index
 
