@@ -685,8 +685,8 @@ def _item_ids(value: str | None, option: str) -> frozenset[int] | None:
 
 
 @cli.command("batch-score")
-@click.argument("audience", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Result file: .parquet or .csv.")
+@click.argument("audience", type=click.Path(path_type=str))
+@click.option("--out", required=True, type=click.Path(path_type=str), help="Result file: .parquet or .csv (with --engine spark: a Parquet dataset, any Hadoop-compatible URI).")
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--campaign", help="Name the results are stored under in the warehouse (default: the output file's stem).")
 @click.option("--model-version", type=int, help="Model version (default: the champion).")
@@ -697,10 +697,16 @@ def _item_ids(value: str | None, option: str) -> frozenset[int] | None:
 @click.option("--chunk-size", type=click.IntRange(min=1000), default=200_000, show_default=True, help="Audience rows per chunk (bounds memory).")
 @click.option("--store-selfie-results", is_flag=True, help="Also keep selfie rows' lists in the warehouse (they reveal the inferred age band and gender).")
 @click.option("--retention-days", type=click.IntRange(min=1), default=30, show_default=True, help="The warehouse deletes this campaign's stored lists after this many days.")
+@click.option("--retrieval", type=click.Choice(["auto", "exact", "ann"]), default="auto", show_default=True,
+              help="Known users' lists: exact, or approximate (a FAISS index beside the bundle); auto uses ANN from 100,000 items.")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="spark: score a Parquet audience on Apache Spark (run under spark-submit, or with --spark-master local[2]).")
+@click.option("--spark-master", help="With --engine spark and no spark-submit: the master URL, e.g. local[4].")
+@click.option("--staging", help="With --engine spark: where the warehouse's users and interactions are exported for the executors (shared storage on a cluster).")
 @home_option
 @json_option
 def batch_score(audience, out, k, campaign, model_version, exclude_items, only_items, genres, max_per_item, chunk_size,
-                store_selfie_results, retention_days, home, lock_timeout, as_json) -> None:
+                store_selfie_results, retention_days, retrieval, engine, spark_master, staging, home, lock_timeout, as_json) -> None:
     """Top-k lists for a whole campaign audience (CSV or Parquet).
 
     The audience has user_id and, for people the warehouse does not know, age (years or a
@@ -724,9 +730,21 @@ def batch_score(audience, out, k, campaign, model_version, exclude_items, only_i
         genres=frozenset(genres) if genres else None,
         max_per_item=max_per_item,
     )
-    summary = run_batch(home, audience, out, k=k, campaign=campaign, version=model_version, rules=rules,
+    if engine == "spark":
+        from pipelines.spark_batch import spark_batch_score
+
+        result = spark_batch_score(home, audience, out, k=k, version=model_version, rules=rules, retrieval=retrieval,
+                                   staging=staging, master=spark_master, lock_timeout_s=lock_timeout)
+        if as_json:
+            click.echo(json.dumps(asdict(result), default=str))
+        else:
+            click.echo(f"spark campaign (model v{result.model_version}, {result.retrieval}): {result.n_scored:,} rows scored, "
+                       f"{result.n_rejected:,} rejected in {result.seconds:.1f} s\nresults: {result.output_path}\n"
+                       f"rejects: {result.rejects_path}")
+        return
+    summary = run_batch(home, Path(audience), Path(out), k=k, campaign=campaign, version=model_version, rules=rules,
                         chunk_size=chunk_size, show_progress=not as_json, lock_timeout_s=lock_timeout,
-                        store_selfie_results=store_selfie_results, retention_days=retention_days)
+                        store_selfie_results=store_selfie_results, retention_days=retention_days, retrieval=retrieval)
     if as_json:
         click.echo(json.dumps(asdict(summary), default=str))
         return

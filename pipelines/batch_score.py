@@ -39,7 +39,7 @@ from pipelines.rules import CampaignRules, apply_item_cap, blocked_items
 from recsys.age_bands import AGE_BAND_LOWER_BOUNDS, AGE_BANDS, age_band_indices
 from recsys.serving import ServingBundle, top_k_from_scores
 from warehouse.batch_results import DEFAULT_RETENTION_DAYS, CampaignRun, committed_runs, replace_campaign
-from warehouse.catalog import read_items
+from warehouse.catalog import current_snapshot, read_items
 from warehouse.connection import connected, warehouse_path
 from warehouse.model_versions import get_version, require_champion
 
@@ -48,7 +48,12 @@ log = logging.getLogger(__name__)
 RESULT_SCHEMA = pa.schema(
     [("user_id", pa.large_string()), ("rank", pa.int32()), ("item_id", pa.int64()), ("score", pa.float32()), ("model_version", pa.int32())]
 )
-SCORING_CHUNK = 4096  # users per matrix product: bounds the score matrix at 4096 x n_items floats
+# Bytes of one block of exact scores (users x items float32): the block's height follows the
+# catalog's width, so 1M items score 67 users at a time and 100,000 items 671.
+SCORE_BLOCK_BYTES = 256 << 20
+MAX_BLOCK_ROWS = 16_384
+RETRIEVALS = ("auto", "exact", "ann")  # auto: approximate (recsys.ann) for large catalogs only
+ANN_MAX_BLOCKED_SHARE = 0.5  # rules blocking more of the catalog than this make ANN miss too often
 CAP_SLACK = 50  # extra candidates per user when a per-item cap may skip some
 
 
@@ -68,37 +73,108 @@ class BatchSummary:
     n_cold_combinations: int = 0
     seconds: float = 0.0
     reject_reasons: dict = field(default_factory=dict)
+    retrieval: str = "exact"  # how known users' lists were found: exact or ann (recsys.ann)
+    n_exact_fallback: int = 0  # known users the ANN path handed to the exact one (too few candidates left)
+
+
+def block_rows(n_items: int) -> int:
+    """Users per exact scoring block: bounded bytes, whatever the catalog's width."""
+    return int(max(1, min(MAX_BLOCK_ROWS, SCORE_BLOCK_BYTES // (4 * max(n_items, 1)))))
 
 
 class _Scorer:
-    """Candidate lists for known users and cold-start combinations, over one bundle."""
+    """Candidate lists for known users and cold-start combinations, over one bundle.
 
-    def __init__(self, bundle: ServingBundle, blocked: np.ndarray, seen: tuple[np.ndarray, np.ndarray], width: int):
-        # seen: CSR over the warehouse's users (row = position in the history index)
+    The same object scores on one machine and inside Spark's ``mapInPandas``
+    (pipelines.spark_batch): both hand it vectors and each row's seen items as CSR.
+    """
+
+    def __init__(self, bundle: ServingBundle, blocked: np.ndarray, width: int, retrieval: str = "auto"):
         self.bundle, self.blocked, self.width = bundle, blocked, width
-        self.seen_indptr, self.seen_items = seen
+        self.any_blocked = bool(blocked.any())
+        self.seen_indptr, self.seen_items = np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
         self.combo_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self.ann = retrieval == "ann" or (
+            retrieval == "auto" and bundle.uses_ann and blocked.mean() <= ANN_MAX_BLOCKED_SHARE)
+        self.n_exact_fallback = 0
+
+    def use_histories(self, seen: tuple[np.ndarray, np.ndarray]) -> None:
+        """Seen items (bundle item indices) as CSR over history rows: the rows ``personal`` refers to."""
+        self.seen_indptr, self.seen_items = seen
 
     def personal(self, vectors: np.ndarray, history_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Candidates for users scored one by one: their own vector, their own seen items removed."""
+        if self.ann:
+            return self._personal_ann(vectors, history_rows)
+        return self._personal_exact(vectors, history_rows)
+
+    def _personal_exact(self, vectors: np.ndarray, history_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         idx = np.empty((len(vectors), self.width), dtype=np.int64)
         scores = np.empty((len(vectors), self.width), dtype=np.float32)
-        items_t = np.ascontiguousarray(self.bundle.item_vectors.T)
-        for start in range(0, len(vectors), SCORING_CHUNK):
-            stop = start + SCORING_CHUNK
+        items_t = np.asarray(self.bundle.item_vectors).T
+        step = block_rows(len(self.bundle.item_ids))
+        for start in range(0, len(vectors), step):
+            stop = start + step
             matrix = vectors[start:stop] @ items_t
-            matrix[:, self.blocked] = -np.inf
+            if self.any_blocked:
+                matrix[:, self.blocked] = -np.inf
             r, c = self._seen_pairs(history_rows[start:stop])
             matrix[r, c] = -np.inf
             idx[start:stop], scores[start:stop] = top_k_from_scores(matrix, self.width)
         return idx, scores
 
-    def _seen_pairs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(row in this block, item index) of every seen item; rows of -1 have no history."""
+    def _personal_ann(self, vectors: np.ndarray, history_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates from the approximate index, re-scored exactly; ties go to the lower item
+        index as on the exact path. Rows left with fewer than ``width`` allowed candidates (many
+        seen or blocked items among them) are scored exactly instead."""
+        n = len(vectors)
+        n_seen = self._seen_counts(history_rows)
+        # Ask for room for every seen item; rows are grouped by a power of two of what they need.
+        fetch = np.maximum(64, 2 ** np.ceil(np.log2(self.width + n_seen + 1))).astype(np.int64)
+        fetch = np.minimum(fetch, len(self.bundle.item_ids))
+        idx = np.full((n, self.width), -1, dtype=np.int64)
+        scores = np.full((n, self.width), -np.inf, dtype=np.float32)
+        short = np.zeros(n, dtype=bool)
+        index = self.bundle.ann_index()
+        for size in np.unique(fetch):
+            rows = np.flatnonzero(fetch == size)
+            candidates = np.sort(index.search(vectors[rows], int(size)), axis=1)  # item order: ties to the lower index
+            valid = candidates >= 0
+            safe_c = np.where(valid, candidates, 0)
+            exact = np.einsum("rd,rcd->rc", vectors[rows], np.asarray(self.bundle.item_vectors)[safe_c]).astype(np.float32)
+            allowed = valid & ~self.blocked[safe_c] & ~self._seen_mask(history_rows[rows], safe_c)
+            exact[~allowed] = -np.inf
+            top, top_scores = top_k_from_scores(exact, self.width)
+            found = top >= 0
+            idx[rows] = np.where(found, np.take_along_axis(candidates, np.maximum(top, 0), axis=1), -1)
+            scores[rows] = top_scores
+            short[rows] = ~found[:, -1]
+        if short.any():
+            self.n_exact_fallback += int(short.sum())
+            idx[short], scores[short] = self._personal_exact(vectors[short], history_rows[short])
+        return idx, scores
+
+    def _seen_mask(self, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """[len(rows), n_candidates]: whether each candidate is among its row's seen items."""
+        local_row, item = self._seen_pairs(rows)
+        if len(item) == 0:
+            return np.zeros(candidates.shape, dtype=bool)
+        n_items = len(self.bundle.item_ids)
+        seen_keys = local_row * n_items + item
+        keys = np.arange(len(rows))[:, None] * n_items + candidates
+        return np.isin(keys, seen_keys)
+
+    def _seen_counts(self, rows: np.ndarray) -> np.ndarray:
+        if len(self.seen_indptr) < 2:  # nobody in this chunk has a history
+            return np.zeros(len(rows), dtype=np.int64)
         has = rows >= 0
         safe = np.where(has, rows, 0)
-        starts, stops = self.seen_indptr[safe], self.seen_indptr[safe + 1]
-        counts = np.where(has, stops - starts, 0)
+        return np.where(has, self.seen_indptr[safe + 1] - self.seen_indptr[safe], 0)
+
+    def _seen_pairs(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row in this block, item index) of every seen item; rows of -1 have no history."""
+        counts = self._seen_counts(rows)
+        starts = self.seen_indptr[np.where(rows >= 0, rows, 0)] if len(self.seen_indptr) > 1 else np.zeros(len(rows), np.int64)
         local_row = np.repeat(np.arange(len(rows)), counts)
         offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         return local_row, self.seen_items[np.repeat(starts, counts) + offsets]
@@ -109,9 +185,7 @@ class _Scorer:
         if not new:
             return
         vectors = np.stack([_cold_vector(self.bundle, key) for key in new])
-        matrix = vectors @ self.bundle.item_vectors.T
-        matrix[:, self.blocked] = -np.inf
-        idx, scores = top_k_from_scores(matrix, self.width)
+        idx, scores = self._personal_exact(vectors, np.full(len(new), -1, dtype=np.int64))
         for key, i, s in zip(new, idx, scores):
             self.combo_cache[key] = (i, s)
 
@@ -145,37 +219,35 @@ def batch_score(
     selfie_profiler=None,
     store_selfie_results: bool = False,
     retention_days: int = DEFAULT_RETENTION_DAYS,
+    retrieval: str = "auto",
 ) -> BatchSummary:
     started = time.perf_counter()
     out, audience = Path(out), Path(audience)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise InputError(f"{out}: unknown output format '{out.suffix}'; expected .parquet or .csv")
+    if out.is_dir():
+        raise InputError(f"{out}: is a directory; expected a file name ending in .parquet or .csv")
     files = CampaignFiles.for_output(out)
     _refuse_overwriting(audience, files)
     campaign = campaign or out.stem
     # Everything that can be checked before the work: where results go, and the warehouse.
     check_writable_dir(out.parent, "campaign output")
     check_writable_dir(warehouse_path(home).parent, "warehouse")
+    if retrieval not in RETRIEVALS:
+        raise InputError(f"unknown retrieval {retrieval!r}; expected one of {', '.join(RETRIEVALS)}")
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         files.recover_stale(conn)
         chosen = get_version(conn, version) if version is not None else require_champion(conn)
-        items = read_items(conn)
-        users = conn.sql(
-            """SELECT CAST(user_id AS VARCHAR) AS match_id, row_number() OVER (ORDER BY user_id) - 1 AS history_row,
-                      age AS w_age, gender AS w_gender, occupation AS w_occupation
-               FROM users"""
-        ).pl()
-        interactions = conn.sql(
-            """SELECT u.history_row, i.item_id
-               FROM interactions i
-               JOIN (SELECT user_id, row_number() OVER (ORDER BY user_id) - 1 AS history_row FROM users) u USING (user_id)"""
-        ).pl()
+        # The catalog is read only when a rule needs titles or genres (a million items cost seconds).
+        items = read_items(conn) if rules.only_items is not None or rules.genres is not None else None
+        snapshot = current_snapshot(conn)
     bundle = load_bundle(chosen)
     blocked = blocked_items(rules, bundle.item_ids, items)
     width = min(len(bundle.item_ids), k + CAP_SLACK if rules.max_per_item else k)
-    scorer = _Scorer(bundle, blocked, _seen_matrix(bundle, interactions, users.height), width)
+    scorer = _Scorer(bundle, blocked, width, retrieval)
     known_index = pl.DataFrame({"match_id": bundle.user_ids.astype(str), "bundle_row": np.arange(len(bundle.user_ids))})
     remaining = np.full(len(bundle.item_ids), rules.max_per_item or 0, dtype=np.int64)
+    histories = _AudienceHistories(home, bundle, snapshot, lock_timeout_s)
 
     summary = BatchSummary(campaign=campaign, model_version=chosen.version, k=k, output_path=out)
     rejects: list[pl.DataFrame] = []
@@ -186,7 +258,9 @@ def batch_score(
             with storage_errors(out.parent), pq.ParquetWriter(files.scratch, RESULT_SCHEMA) as writer, \
                     _progress(audience, show_progress) as bar:
                 for chunk in audience_batches(audience, chunk_size):
-                    chunk = _classify(parse_demographics(chunk), known_index, users, seen_ids)
+                    chunk = parse_demographics(chunk)
+                    users = histories.load(chunk, scorer)
+                    chunk = _classify(_mark_duplicates(chunk, seen_ids), known_index, users)
                     if chunk.filter(pl.col("kind") == "selfie").height:
                         chunk = _profile_selfies(chunk, selfie_profiler)
                         selfie_ids += chunk.filter(pl.col("from_selfie").fill_null(False))["user_id"].to_list()
@@ -201,6 +275,8 @@ def batch_score(
                     bar.update(chunk.height)
                     fault_point("batch.chunk_scored")
             summary.n_cold_combinations = len(scorer.combo_cache)
+            summary.retrieval = "ann" if scorer.ann else "exact"
+            summary.n_exact_fallback = scorer.n_exact_fallback
             rejected = pl.concat(rejects) if rejects else pl.DataFrame()
             summary.reject_reasons = dict(rejected.group_by("reason").len().iter_rows()) if rejected.height else {}
             with storage_errors(out.parent):
@@ -335,23 +411,61 @@ def _finalize(out: Path, rejects: Path, staged: Path, staged_rejects: Path, n_re
         os.replace(staged, out)
 
 
+class _AudienceHistories:
+    """Each chunk's own users from the warehouse: demographics and seen items, never the whole
+    interaction table (a cold-only chunk reads no interactions at all).
+
+    Every chunk opens its own short read-only connection, so a long campaign does not hold the
+    warehouse; a new ingest in between would mix two datasets, so the snapshot is checked.
+    """
+
+    def __init__(self, home: Path, bundle: ServingBundle, snapshot: str | None, lock_timeout_s: float):
+        self.home, self.bundle, self.snapshot, self.lock_timeout_s = home, bundle, snapshot, lock_timeout_s
+
+    def load(self, chunk: pl.DataFrame, scorer: _Scorer) -> pl.DataFrame:
+        """The chunk's warehouse users (match_id, history_row, w_age, w_gender, w_occupation); their
+        seen items go to the scorer, as CSR over history_row."""
+        wanted = chunk.select(pl.col("match_id").drop_nulls().unique())
+        with connected(self.home, read_only=True, lock_timeout_s=self.lock_timeout_s) as conn:
+            if current_snapshot(conn) != self.snapshot:
+                raise InputError(
+                    "the warehouse was loaded with new data while the campaign ran; run the campaign again")
+            users = conn.sql(
+                """SELECT CAST(u.user_id AS VARCHAR) AS match_id, row_number() OVER (ORDER BY u.user_id) - 1 AS history_row,
+                          u.age AS w_age, u.gender AS w_gender, u.occupation AS w_occupation, u.user_id AS w_user_id
+                   FROM users u JOIN wanted w ON CAST(u.user_id AS VARCHAR) = w.match_id"""
+            ).pl()
+            found = users.select("w_user_id", "history_row")
+            interactions = conn.sql(
+                """SELECT f.history_row, i.item_id FROM interactions i JOIN found f ON i.user_id = f.w_user_id"""
+            ).pl() if users.height else pl.DataFrame(schema={"history_row": pl.Int64, "item_id": pl.Int64})
+        scorer.use_histories(_seen_matrix(self.bundle, interactions, users.height))
+        return users.drop("w_user_id")
+
+
 def _seen_matrix(bundle: ServingBundle, interactions: pl.DataFrame, n_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bundle item indices each warehouse user has interacted with, as CSR over history rows."""
-    cols = pl.DataFrame({"item_id": bundle.item_ids, "col": np.arange(len(bundle.item_ids))})
-    pairs = interactions.join(cols, on="item_id").select("history_row", "col").unique().sort("history_row")
+    """Bundle item indices each history row has interacted with, as CSR over history rows."""
+    rows = bundle.item_rows(interactions["item_id"].to_numpy())
+    pairs = (pl.DataFrame({"history_row": interactions["history_row"].cast(pl.Int64), "col": rows})
+             .filter(pl.col("col") >= 0).unique().sort("history_row", "col"))
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(pairs["history_row"].to_numpy(), minlength=n_users), out=indptr[1:])
     return indptr, pairs["col"].to_numpy().astype(np.int64)
 
 
-def _classify(chunk: pl.DataFrame, known_index: pl.DataFrame, users: pl.DataFrame, seen_ids: set[str]) -> pl.DataFrame:
-    """kind: known | cold | selfie | rejected, with the demographics cold rows will use."""
+def _mark_duplicates(chunk: pl.DataFrame, seen_ids: set[str]) -> pl.DataFrame:
+    """duplicate: the id came earlier in this chunk or in an earlier one (the first one counts)."""
     ids = chunk["match_id"].to_list()
     in_earlier_chunk = pl.Series("in_earlier_chunk", [uid in seen_ids for uid in ids])
     seen_ids.update(i for i in ids if i)
-    chunk = chunk.with_columns(
+    return chunk.with_columns(
         (pl.col("match_id").is_not_null() & (in_earlier_chunk | ~pl.col("match_id").is_first_distinct())).alias("duplicate")
     )
+
+
+def _classify(chunk: pl.DataFrame, known_index: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
+    """kind: known | cold | selfie | rejected, with the demographics cold rows will use (the
+    chunk carries its ``duplicate`` flags: see _mark_duplicates, or Spark's window)."""
     chunk = chunk.join(known_index, on="match_id", how="left").join(users, on="match_id", how="left")
     has_demo = pl.col("age_value").is_not_null() | pl.col("gender_value").is_not_null()
     kind = (

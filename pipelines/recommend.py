@@ -7,6 +7,7 @@ DuckDB, and never imports TensorFlow or MLflow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from pipelines.schemas import Basis, RecommendationList, RecommendedItem
 from recsys.age_bands import age_band
 from recsys.personalize import History, recommend_with_history, taste_dimensions
 from recsys.serving import InvalidBundle, ServingBundle
-from warehouse.catalog import read_items
+from warehouse.catalog import read_items_by_id
 from warehouse.connection import connected
 from warehouse.model_versions import ModelVersion, get_version, require_champion
 
@@ -58,6 +59,24 @@ class CatalogIndex:
         return cls(aligned["title"].to_list(), aligned["year"].to_list(),
                    [g if g is not None else [] for g in aligned["genres"].to_list()])
 
+    @classmethod
+    def for_rows(cls, bundle_item_ids: np.ndarray, rows: np.ndarray, items: pl.DataFrame) -> "CatalogIndex":
+        """Title, year and genres of the given bundle rows only, looked up by row like the full index."""
+        part = cls.build(np.asarray(bundle_item_ids[rows]), items)
+        rows = [int(r) for r in rows]
+        return cls(dict(zip(rows, part.titles)), dict(zip(rows, part.years)), dict(zip(rows, part.genres)))
+
+
+def listed_titles(home: Path, bundle: ServingBundle, lock_timeout_s: float):
+    """A catalog for ``rank`` that reads the titles of the listed items only (the catalog may
+    hold a million items; a list holds ten)."""
+
+    def catalog(rows: np.ndarray) -> CatalogIndex:
+        with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
+            return CatalogIndex.for_rows(bundle.item_ids, rows, read_items_by_id(conn, bundle.item_ids[rows].tolist()))
+
+    return catalog
+
 
 def recommend_for_demographics(
     home: Path,
@@ -71,7 +90,6 @@ def recommend_for_demographics(
 ) -> Recommendations:
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = _version(conn, version)
-        items = read_items(conn)
     bundle = load_bundle(chosen)
     vector = bundle.vector_for_demographics(age=age, gender=gender, occupation=occupation)
     basis = {
@@ -80,7 +98,7 @@ def recommend_for_demographics(
         "gender": gender or "unknown",
         "occupation": _known_occupation(bundle, occupation, chosen.version),
     }
-    return rank(bundle, CatalogIndex.build(bundle.item_ids, items), chosen.version, basis, vector, History(),
+    return rank(bundle, listed_titles(home, bundle, lock_timeout_s), chosen.version, basis, vector, History(),
                 k=k, known_user=False)
 
 
@@ -89,7 +107,6 @@ def recommend_for_user(
 ) -> Recommendations:
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = _version(conn, version)
-        items = read_items(conn)
         user = conn.sql("SELECT age, gender, occupation FROM users WHERE user_id = ?", params=[user_id]).fetchall()
         seen = conn.sql("SELECT item_id, max(rating) AS rating FROM interactions WHERE user_id = ? GROUP BY item_id",
                         params=[user_id]).pl()
@@ -109,7 +126,7 @@ def recommend_for_user(
             "for a new person use --age and --gender (or --selfie)"
         )
     seen_rows, liked_rows = _warehouse_history(bundle, seen)
-    return rank(bundle, CatalogIndex.build(bundle.item_ids, items), chosen.version, basis, vector,
+    return rank(bundle, listed_titles(home, bundle, lock_timeout_s), chosen.version, basis, vector,
                 History(liked=liked_rows, seen=seen_rows), k=k, known_user=basis["kind"] == "known_user")
 
 
@@ -160,7 +177,6 @@ def recommend_with_items(
     """
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = _version(conn, version)
-        items = read_items(conn)
         rated = pl.DataFrame(schema={"item_id": pl.Int64, "rating": pl.Float64})
         user = []
         if user_id is not None:
@@ -196,7 +212,7 @@ def recommend_with_items(
             basis["user_id"] = user_id
     history = History(liked=all_liked, disliked=tuple(disliked_index.tolist()), seen=seen)
     basis.update(n_liked=len(all_liked), n_disliked=len(history.disliked), n_seen=rated.height)
-    return rank(bundle, CatalogIndex.build(bundle.item_ids, items), chosen.version, basis, vector, history,
+    return rank(bundle, listed_titles(home, bundle, lock_timeout_s), chosen.version, basis, vector, history,
                 k=k, known_user=known)
 
 
@@ -244,7 +260,7 @@ def _version(conn, version: int | None) -> ModelVersion:
 
 def rank(
     bundle: ServingBundle,
-    catalog: CatalogIndex,
+    catalog: "CatalogIndex | Callable[[np.ndarray], CatalogIndex]",
     model_version: int,
     basis: dict,
     vector: np.ndarray,
@@ -254,12 +270,18 @@ def rank(
     known_user: bool,
     blocked: np.ndarray | None = None,
 ) -> Recommendations:
-    """The one ranking step behind every single-person list (CLI and service alike)."""
+    """The one ranking step behind every single-person list (CLI and service alike).
+
+    ``catalog`` is the whole catalog in bundle order (a long-running service builds it once),
+    or a function of the listed rows that returns the titles of those rows only.
+    """
     ranked = recommend_with_history(
         bundle.item_vectors, vector, history, k=k, known_user=known_user,
         taste_dims=taste_dimensions(bundle.manifest, bundle.item_vectors.shape[1]), blocked=blocked,
         item_item=bundle.item_item,
     )
+    if callable(catalog):
+        catalog = catalog(ranked.indices)
     ids = bundle.item_ids
     entries = [
         RecommendedItem(rank=rank_, item_id=int(ids[row]), title=catalog.titles[row], year=catalog.years[row],

@@ -17,11 +17,10 @@ from pathlib import Path
 from pipelines.demographic_mixture import MixturePolicy, mixture_weights
 from pipelines.errors import InputError, PhotoError
 from pipelines.profile import face_record, read_photo
-from pipelines.recommend import CatalogIndex, Recommendations, _version, load_bundle, rank, require_model
+from pipelines.recommend import Recommendations, _version, listed_titles, load_bundle, rank, require_model
 from recsys.personalize import History
 from vision.profile import default_profiler
 from vision.types import FaceProfile, VisionError
-from warehouse.catalog import read_items
 from warehouse.connection import connected
 
 _PHOTO_ERRORS = (VisionError, FileNotFoundError, IsADirectoryError, PermissionError)
@@ -84,7 +83,6 @@ def recommend_for_face(home: Path, face: FaceProfile, *, k: int = 10, version: i
     bands, genders = demographic_weights(face)
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = _version(conn, version)
-        items = read_items(conn)
     bundle = load_bundle(chosen)
     vector = bundle.vector_for_demographic_mixture(bands, genders)
     basis = {
@@ -95,7 +93,7 @@ def recommend_for_face(home: Path, face: FaceProfile, *, k: int = 10, version: i
         "age_band_weights": bands,
         "gender_weights": {g or "unknown": w for g, w in genders.items()},
     }
-    return rank(bundle, CatalogIndex.build(bundle.item_ids, items), chosen.version, basis, vector, History(),
+    return rank(bundle, listed_titles(home, bundle, lock_timeout_s), chosen.version, basis, vector, History(),
                 k=k, known_user=False)
 
 

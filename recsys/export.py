@@ -81,4 +81,5 @@ def export_bundle(result, out_dir: str | Path, version: str) -> Path:
         # The item-item part (recsys.personalize): cosine and EASE tables and their blend weights.
         manifest["item_item"] = serving.save_item_item(out, item_item)
     (out / serving.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    serving.prepare_bundle(out)  # the approximate-retrieval index, for large catalogs only
     return out
