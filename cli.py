@@ -711,7 +711,8 @@ def batch_score(audience, out, k, campaign, model_version, exclude_items, only_i
 
     The audience has user_id and, for people the warehouse does not know, age (years or a
     MovieLens 1M code) and gender (M/F), optionally occupation, or a selfie column of image
-    paths (read, never stored). Rows that cannot be scored go to OUT's .rejects.csv with a
+    paths (read, never stored); liked_items (ids joined by '|') bends a row's list toward
+    what the person just liked. Rows that cannot be scored go to OUT's .rejects.csv with a
     reason. Results are written atomically and stored in the warehouse under the campaign.
 
     Example:

@@ -19,6 +19,7 @@ from pipelines.tables import csv_problem, header_separator_hint
 from recsys.age_bands import MAX_AGE
 
 OPTIONAL_COLUMNS = ("age", "gender", "occupation", "selfie")
+LIKED = "liked_items"  # item ids joined by '|' (a list in Parquet): items the person just liked
 ROW = "_row"  # 1-based record number in the audience file (CSV line = row + 1 without multi-line fields)
 
 
@@ -48,7 +49,7 @@ def audience_batches(path: Path, chunk_size: int) -> Iterator[pl.DataFrame]:
     columns = schema.names()
     if "user_id" not in columns:
         raise InputError(
-            f"{path}: missing column 'user_id'; expected user_id and optionally {', '.join(OPTIONAL_COLUMNS)} "
+            f"{path}: missing column 'user_id'; expected user_id and optionally {', '.join((*OPTIONAL_COLUMNS, LIKED))} "
             f"(found {', '.join(columns) or 'none'}){header_separator_hint(columns)}"
         )
     nested = [c for c in ("user_id", *OPTIONAL_COLUMNS) if c in columns and schema[c].is_nested()]
@@ -59,7 +60,7 @@ def audience_batches(path: Path, chunk_size: int) -> Iterator[pl.DataFrame]:
     selected = [
         (pl.col(c).cast(pl.Utf8) if c in columns else pl.lit(None, pl.Utf8)).str.strip_chars().alias(c)
         for c in ("user_id", *OPTIONAL_COLUMNS)
-    ]
+    ] + [_liked_items_column(schema)]
     seen_rows = 0
     batches = scan.select(selected).collect_batches(chunk_size=chunk_size)
     while True:
@@ -71,12 +72,48 @@ def audience_batches(path: Path, chunk_size: int) -> Iterator[pl.DataFrame]:
             raise InputError(f"{path}: {_problem(path, suffix, e)}") from e
         numbered = chunk.with_row_index(ROW, offset=seen_rows + 1).with_columns(pl.col(ROW).cast(pl.Int64))
         seen_rows += chunk.height
-        blank = pl.all_horizontal(pl.col(c).is_null() | (pl.col(c) == "") for c in ("user_id", *OPTIONAL_COLUMNS))
+        blank = pl.all_horizontal(pl.col(c).is_null() | (pl.col(c) == "") for c in ("user_id", *OPTIONAL_COLUMNS, LIKED))
         numbered = numbered.filter(~blank)
         if numbered.height:
             yield numbered.with_columns(match_key(pl.col("user_id")).alias("match_id"))
     if seen_rows == 0:
         raise InputError(f"{path}: the audience is empty")
+
+
+def _liked_items_column(schema) -> pl.Expr:
+    """liked_items as one string of ids joined by '|' (CSV as given; a Parquet list joined)."""
+    if LIKED not in schema.names():
+        return pl.lit(None, pl.Utf8).alias(LIKED)
+    column = pl.col(LIKED)
+    if isinstance(schema[LIKED], (pl.List, pl.Array)):
+        column = column.cast(pl.List(pl.Utf8)).list.join("|")
+    return column.cast(pl.Utf8).str.strip_chars().alias(LIKED)
+
+
+def parse_liked(chunk: pl.DataFrame, item_rows) -> pl.DataFrame:
+    """Adds liked_rows (bundle rows of the liked items, via ``item_rows``: ids -> rows, -1 for
+    unknown) and liked_reason for a row naming an unknown item or a non-integer."""
+    liked_rows, reasons = [], []
+    for value in chunk[LIKED].to_list():
+        if not value:
+            liked_rows.append(None), reasons.append(None)
+            continue
+        tokens = [t.strip() for t in value.split("|") if t.strip()]
+        try:
+            ids = [int(t) for t in tokens]
+        except ValueError:
+            liked_rows.append(None), reasons.append(f"liked_items '{value}' is not item ids joined by '|'")
+            continue
+        rows = [int(r) for r in item_rows(ids)] if ids else []
+        unknown = [i for i, r in zip(ids, rows) if r < 0]
+        if unknown:
+            liked_rows.append(None), reasons.append(f"liked_items: item {unknown[0]} is not in the model's catalog")
+            continue
+        liked_rows.append(list(dict.fromkeys(rows)) or None), reasons.append(None)
+    return chunk.with_columns(
+        pl.Series("liked_rows", liked_rows, dtype=pl.List(pl.Int64)),
+        pl.Series("liked_reason", reasons, dtype=pl.Utf8),
+    )
 
 
 def match_key(user_id: pl.Expr) -> pl.Expr:

@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.audience import ROW, audience_batches, parse_demographics
+from pipelines.audience import ROW, audience_batches, parse_demographics, parse_liked
 from pipelines.errors import InputError
 from pipelines.fileio import (
     check_writable_dir,
@@ -37,6 +37,7 @@ from pipelines.fileio import (
 from pipelines.recommend import load_bundle
 from pipelines.rules import CampaignRules, apply_item_cap, blocked_items
 from recsys.age_bands import AGE_BAND_LOWER_BOUNDS, AGE_BANDS, age_band_indices
+from recsys.personalize import History, recommend_many_with_history, taste_dimensions
 from recsys.serving import ServingBundle, top_k_from_scores
 from warehouse.batch_results import DEFAULT_RETENTION_DAYS, CampaignRun, committed_runs, replace_campaign
 from warehouse.catalog import current_snapshot, read_items
@@ -261,6 +262,7 @@ def batch_score(
                     chunk = parse_demographics(chunk)
                     users = histories.load(chunk, scorer)
                     chunk = _classify(_mark_duplicates(chunk, seen_ids), known_index, users)
+                    chunk = _with_likes(chunk, bundle)
                     if chunk.filter(pl.col("kind") == "selfie").height:
                         chunk = _profile_selfies(chunk, selfie_profiler)
                         selfie_ids += chunk.filter(pl.col("from_selfie").fill_null(False))["user_id"].to_list()
@@ -491,6 +493,16 @@ def _classify(chunk: pl.DataFrame, known_index: pl.DataFrame, users: pl.DataFram
     ).sort(ROW)
 
 
+def _with_likes(chunk: pl.DataFrame, bundle: ServingBundle) -> pl.DataFrame:
+    """liked_rows for rows with liked_items; a row whose liked_items cannot be used is rejected."""
+    chunk = parse_liked(chunk, bundle.item_rows)
+    bad = pl.col("liked_reason").is_not_null() & (pl.col("kind") != "rejected")
+    return chunk.with_columns(
+        pl.when(bad).then(pl.lit("rejected")).otherwise(pl.col("kind")).alias("kind"),
+        pl.when(bad).then(pl.col("liked_reason")).otherwise(pl.col("reason")).alias("reason"),
+    ).drop("liked_reason")
+
+
 def _profile_selfies(chunk: pl.DataFrame, profiler) -> pl.DataFrame:
     """Runs the vision module on each selfie row; the images are read, never stored."""
     if profiler is None:  # returns (age, gender) or (age, gender, mixture JSON)
@@ -531,21 +543,43 @@ def _candidates(chunk: pl.DataFrame, scorer: _Scorer) -> tuple[np.ndarray, np.nd
     bands = age_band_indices(scored["age_value"].fill_null(float("nan")).to_numpy())
     mixtures = scored["mixture"].to_list() if "mixture" in scored.columns else [None] * scored.height
     keys = list(zip(bands.tolist(), scored["gender_value"].to_list(), scored["occupation"].str.to_lowercase().to_list(), mixtures))
-    personal = scored["history_row"].is_not_null().to_numpy()
+    liking = (scored["liked_rows"].is_not_null().to_numpy() if "liked_rows" in scored.columns
+              else np.zeros(scored.height, dtype=bool))
+    if liking.any():  # what they just liked bends their list (recsys.personalize), seen items removed
+        idx[liking], scores[liking] = _with_history(scored.filter(pl.Series(liking)),
+                                                    [k for k, like in zip(keys, liking) if like], scorer)
+    personal = scored["history_row"].is_not_null().to_numpy() & ~liking
     if personal.any():
-        rows = scored.filter(pl.col("history_row").is_not_null())
+        rows = scored.filter(pl.Series(personal))
         vectors = np.stack([
             scorer.bundle.user_vectors[int(row)] if row is not None
             else _cold_vector(scorer.bundle, key)
             for row, key in zip(rows["bundle_row"].to_list(), (k for k, p in zip(keys, personal) if p))
         ])
         idx[personal], scores[personal] = scorer.personal(vectors, rows["history_row"].to_numpy())
-    if (~personal).any():
-        shared = [key for key, p in zip(keys, personal) if not p]
+    shared_rows = ~personal & ~liking
+    if shared_rows.any():
+        shared = [key for key, s in zip(keys, shared_rows) if s]
         scorer.cold(shared)
-        idx[~personal] = np.stack([scorer.combo_cache[key][0] for key in shared])
-        scores[~personal] = np.stack([scorer.combo_cache[key][1] for key in shared])
+        idx[shared_rows] = np.stack([scorer.combo_cache[key][0] for key in shared])
+        scores[shared_rows] = np.stack([scorer.combo_cache[key][1] for key in shared])
     return idx, scores, scored
+
+
+def _with_history(rows: pl.DataFrame, keys: list[tuple], scorer: _Scorer) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates for rows with liked_items: the same scores as one-person lists (the service's)."""
+    bundle = scorer.bundle
+    known = rows["bundle_row"].is_not_null().to_numpy()
+    vectors = np.stack([bundle.user_vectors[int(row)] if row is not None else _cold_vector(bundle, key)
+                        for row, key in zip(rows["bundle_row"].to_list(), keys)])
+    history_rows = rows["history_row"].fill_null(-1).to_numpy()
+    local, items = scorer._seen_pairs(history_rows)  # local is sorted: split per row
+    seen = np.split(items, np.cumsum(np.bincount(local, minlength=rows.height))[:-1])
+    histories = [History(liked=tuple(liked), seen=tuple(s.tolist())) for liked, s in zip(rows["liked_rows"].to_list(), seen)]
+    return recommend_many_with_history(
+        bundle.item_vectors, vectors, histories, k=scorer.width, known_user=known, item_item=bundle.item_item,
+        taste_dims=taste_dimensions(bundle.manifest, bundle.item_vectors.shape[1]), blocked=scorer.blocked,
+    )
 
 
 def _rows(scored: pl.DataFrame, idx: np.ndarray, scores: np.ndarray, bundle: ServingBundle, version: int) -> pl.DataFrame:

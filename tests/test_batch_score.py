@@ -155,3 +155,26 @@ def test_cli_summary_json(tmp_path):
     summary = json.loads(result.output)
     assert summary["n_known"] == 2 and summary["n_rejected"] == 6
     assert 10 not in pl.read_parquet(tmp_path / "o.parquet")["item_id"].to_list()
+
+
+def test_liked_items_bend_each_row_like_a_single_list(tmp_path):
+    """The hand-made bundle with an item-item part (see test_recommend_liked): a man gets action
+    (10, 11); one who just liked 12 gets 13 first, as `recommend --liked 12` gives him."""
+    from test_recommend_liked import home_with_item_item, recommend_json
+
+    home = home_with_item_item(tmp_path)
+    audience = audience_csv(tmp_path / "audience.csv", "user_id,age,gender,liked_items\n"
+                            "a,40,M,\nb,40,M,12\nc,40,M,12|999\nd,40,M,x|12\n")
+    summary = run(home, audience, tmp_path / "out.parquet", k=3)
+    results = pl.read_parquet(tmp_path / "out.parquet")
+    lists = {uid: group.sort("rank")["item_id"].to_list() for (uid,), group in results.group_by("user_id")}
+    assert lists["a"] == [10, 11, 14]
+    single = recommend_json(home, "--age", "40", "--gender", "M", "--liked", "12")
+    assert lists["b"] == [row["item_id"] for row in single["items"]] == [13, 10, 11]
+    reasons = dict(zip(*pl.read_csv(summary.rejects_path, infer_schema=False).select("user_id", "reason")))
+    assert reasons == {"c": "liked_items: item 999 is not in the model's catalog",
+                       "d": "liked_items 'x|12' is not item ids joined by '|'"}
+    # A list column in Parquet works the same way.
+    pl.DataFrame({"user_id": ["b"], "age": [40], "gender": ["M"], "liked_items": [[12]]}).write_parquet(tmp_path / "a.parquet")
+    run(home, tmp_path / "a.parquet", tmp_path / "out2.parquet", k=3, campaign="parquet")
+    assert pl.read_parquet(tmp_path / "out2.parquet").sort("rank")["item_id"].to_list() == [13, 10, 11]
