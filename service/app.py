@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import FileResponse
 
 from pipelines.live import LiveRecommender
 from service import errors, metrics
@@ -119,6 +119,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
     for module in (recommendations, events, catalog, admin, health):
         app.include_router(module.router)
-    if (STATIC / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=STATIC, html=True), name="page")
+    _serve_page(app)
     return app
+
+
+def _serve_page(app: FastAPI) -> None:
+    """The page's few files at / (index.html) and /NAME: routes of their own rather than a
+    catch-all mount at /, which would answer the API's wrong-method requests with its own 405."""
+    if not (STATIC / "index.html").is_file():
+        return
+    for path in sorted(p for p in STATIC.iterdir() if p.is_file()):
+        route = "/" if path.name == "index.html" else f"/{path.name}"
+
+        def send(path: Path = path) -> FileResponse:
+            return FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+        app.add_api_route(route, send, methods=["GET"], include_in_schema=False, name=f"page:{path.name}")

@@ -15,7 +15,7 @@ from service.app import create_app
 from service.settings import Settings
 
 HOME = Path(tempfile.mkdtemp(prefix="recsys-fuzz-")) / "home"
-APP = create_app(Settings(home=HOME, admin_token="fuzz-token"))
+APP = create_app(Settings(home=HOME, admin_token="fuzz-token", reload_interval_s=3600))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
