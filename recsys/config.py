@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 import typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 from recsys.item_item import ItemItemConfig
@@ -129,16 +129,24 @@ class TrainConfig:
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"{path}: not valid TOML ({e})") from e
         changes = _checked(cls, raw, str(path))
-        if "tower" in changes:
-            changes["tower"] = TowerConfig(**_checked(TowerConfig, changes["tower"], f"{path} [tower]"))
+        for name, section in _sections(cls()).items():
+            if name in changes:
+                changes[name] = type(section)(**_checked(type(section), changes[name], f"{path} [{name}]"))
         return cls().with_changes(**changes)
 
     def to_toml(self) -> str:
         """Every setting with its value, readable back by ``from_toml``."""
         lines = ["# selfie-recsys training settings (train --config FILE.toml); \"none\" turns an optional one off"]
-        lines += [_toml_line(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "tower"]
-        lines += ["", "[tower]"] + [_toml_line(f.name, getattr(self.tower, f.name)) for f in fields(self.tower)]
+        sections = _sections(self)
+        lines += [_toml_line(f.name, getattr(self, f.name)) for f in fields(self) if f.name not in sections]
+        for name, section in sections.items():  # nested settings (tower, item_item) as [tables]
+            lines += ["", f"[{name}]"] + [_toml_line(f.name, getattr(section, f.name)) for f in fields(section)]
         return "\n".join(lines) + "\n"
+
+
+def _sections(config) -> dict:
+    """The fields of ``config`` that are settings dataclasses of their own, by name."""
+    return {f.name: getattr(config, f.name) for f in fields(config) if is_dataclass(getattr(config, f.name))}
 
 
 def _toml_line(name: str, value) -> str:
@@ -160,9 +168,9 @@ def _checked(cls, raw: dict, where: str) -> dict:
     out = {}
     for name, value in raw.items():
         hint = hints[name]
-        if name == "tower" and cls is TrainConfig:
+        if isinstance(hint, type) and is_dataclass(hint):
             if not isinstance(value, dict):
-                raise ValueError(f"{where}: 'tower' must be a table ([tower]), got {value!r}")
+                raise ValueError(f"{where}: '{name}' must be a table ([{name}]), got {value!r}")
             out[name] = value
             continue
         optional = type(None) in typing.get_args(hint)

@@ -76,7 +76,8 @@ def test_d03_d12_failed_commit_changes_neither_file_nor_campaign(tmp_path, monke
     result = CliRunner().invoke(cli, ["batch-score", str(second), "--out", str(out), "--campaign", "c",
                                       "--home", str(home), "--json"])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.output.strip().endswith("recsys.duckdb: No space left on device")  # defect 15's message
+    # defect 15's message (under --json, as a JSON error object)
+    assert __import__("json").loads(result.output)["error"].endswith("recsys.duckdb: No space left on device")
     assert out.read_bytes() == before_out  # defect 3: the file did not change either
     assert (tmp_path / "spring.rejects.csv").read_bytes() == before_rejects  # defect 12
     assert hidden(tmp_path) == []
@@ -311,7 +312,7 @@ def test_d15_unwritable_output_is_one_line_before_any_work(tmp_path, options, ca
     done = in_mount_namespace(tmp_path, options, ["batch-score", audience, "--out", tmp_path / "mnt" / "o.parquet",
                                                   "--home", home, "--json"])
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.strip() == f"Error: {tmp_path / 'mnt'}: {cause}"
+    assert __import__("json").loads(done.stdout)["error"] == f"{tmp_path / 'mnt'}: {cause}"  # --json: a JSON error
     if cause != "Read-only file system":
         return
     ingest = in_mount_namespace(tmp_path, options, ["ingest", "movielens", write_ml100k(tmp_path / "ml"),
