@@ -37,6 +37,8 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         seen = np.load(context.artifacts["seen_items"], allow_pickle=False)
         # CSR over the bundle's known users: items user_ids[i] rated are item_rows[offsets[i]:offsets[i+1]].
         self.seen_offsets, self.seen_item_rows = seen["offsets"], seen["item_rows"]
+        # With an item-item part: each known user's liked items (same CSR), as the CLI uses them.
+        self.liked = (seen["liked_offsets"], seen["liked_item_rows"]) if "liked_offsets" in seen.files else None
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         k = int((params or {}).get("k", 10))
@@ -59,6 +61,9 @@ class BundleModel(mlflow.pyfunc.PythonModel):
             user_scores = np.empty((len(users), k), dtype=np.float32)
             for start in range(0, len(users), _CHUNK):
                 chunk = users[start:start + _CHUNK]
+                if self.liked is not None and self.bundle.item_item is not None:
+                    user_ids[start:start + len(chunk)], user_scores[start:start + len(chunk)] = self._with_likes(chunk, k)
+                    continue
                 exclude = np.zeros((len(chunk), len(self.bundle.item_ids)), dtype=bool)
                 for offset, row in enumerate(chunk):
                     exclude[offset, self.seen_item_rows[self.seen_offsets[row]:self.seen_offsets[row + 1]]] = True
@@ -73,6 +78,20 @@ class BundleModel(mlflow.pyfunc.PythonModel):
             score_lists = [row[mask].astype(np.float64).tolist() for row, mask in zip(scores, keep)]
         basis = np.where(known, "known_user", "demographics")
         return pd.DataFrame({"item_ids": item_lists, "scores": score_lists, "basis": basis})
+
+    def _with_likes(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Known users' lists bent toward everything they liked: the CLI's `recommend --user-id`."""
+        from recsys.personalize import History, recommend_many_with_history, taste_dimensions
+
+        offsets, liked_rows = self.liked
+        histories = [History(liked=tuple(liked_rows[offsets[r]:offsets[r + 1]].tolist()),
+                             seen=tuple(self.seen_item_rows[self.seen_offsets[r]:self.seen_offsets[r + 1]].tolist()))
+                     for r in rows]
+        indices, scores = recommend_many_with_history(
+            self.bundle.item_vectors, self.bundle.user_vectors[rows], histories, k=k, known_user=True,
+            item_item=self.bundle.item_item,
+            taste_dims=taste_dimensions(self.bundle.manifest, self.bundle.item_vectors.shape[1]))
+        return np.where(indices >= 0, self.bundle.item_ids[np.maximum(indices, 0)], -1), scores
 
     def _vectors(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Validated rows as: each row's known user in the bundle (-1 if none), each row's code into

@@ -307,19 +307,33 @@ def _stamp_snapshot(bundle: Path, snapshot: str) -> None:
 
 
 def _write_seen_items(interactions: pl.DataFrame, path: Path) -> None:
-    """Each known user's rated items in the bundle's order (CSR), for the MLflow model's known users."""
+    """Each known user's rated items in the bundle's order (CSR), for the MLflow model's known
+    users; with an item-item part, also the items they liked (rated at its threshold or above),
+    which bend their lists as they do in the CLI and the service."""
+    import json
+
     bundle = path.parent
     user_ids = np.load(bundle / "user_ids.npy")
     item_ids = np.load(bundle / "item_ids.npy")
-    pairs = (
-        interactions.select("user_id", "item_id").unique()
-        .join(pl.DataFrame({"user_id": user_ids, "_u": np.arange(len(user_ids))}), on="user_id")
-        .join(pl.DataFrame({"item_id": item_ids, "_i": np.arange(len(item_ids))}), on="item_id")
-        .sort("_u", "_i")
-    )
-    counts = np.bincount(pairs["_u"].to_numpy(), minlength=len(user_ids))
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    np.savez(path, offsets=offsets, item_rows=pairs["_i"].to_numpy().astype(np.int64))
+    item_item = json.loads((bundle / "manifest.json").read_text()).get("item_item")
+
+    def csr(rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        pairs = (
+            rows.select("user_id", "item_id").unique()
+            .join(pl.DataFrame({"user_id": user_ids, "_u": np.arange(len(user_ids))}), on="user_id")
+            .join(pl.DataFrame({"item_id": item_ids, "_i": np.arange(len(item_ids))}), on="item_id")
+            .sort("_u", "_i")
+        )
+        counts = np.bincount(pairs["_u"].to_numpy(), minlength=len(user_ids))
+        return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), pairs["_i"].to_numpy().astype(np.int64)
+
+    offsets, item_rows = csr(interactions)
+    arrays = {"offsets": offsets, "item_rows": item_rows}
+    if item_item is not None:
+        threshold = item_item.get("min_rating")
+        liked = interactions if threshold is None else interactions.filter(pl.col("rating") >= threshold)
+        arrays["liked_offsets"], arrays["liked_item_rows"] = csr(liked)
+    np.savez(path, **arrays)
 
 
 def _description(run_name: str, metrics: dict[str, float], reason: str) -> str:
