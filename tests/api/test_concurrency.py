@@ -55,7 +55,7 @@ def test_train_while_serving_then_hot_swap(tmp_path):
             time.sleep(0.05)
         second = cli("train", "--epochs", "1", "--promote", "--json", "--home", str(home))
         assert second.returncode == 0, second.stderr
-        assert json.loads(second.stdout)["version"] == 2
+        assert json.loads(second.stdout)["model_version"] == 2
         promoted_at = time.monotonic()
         while httpx.get(f"{server.url}/v1/models/champion").json()["model_version"] != 2:
             assert time.monotonic() - promoted_at < 10, "the new champion was not served within 10 s"
