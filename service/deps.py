@@ -12,11 +12,12 @@ from pipelines.live import LiveRecommender
 from service.settings import Settings
 
 
-def get_live(request: Request) -> LiveRecommender:
+# async: FastAPI would run a plain function dependency in its thread pool, a hop per request.
+async def get_live(request: Request) -> LiveRecommender:
     return request.app.state.live
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -25,7 +26,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 _bearer = HTTPBearer(auto_error=False)
 
 
-def require_admin(settings: SettingsDep,
+async def require_admin(settings: SettingsDep,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
     if settings.admin_token is None:
         raise HTTPException(404, "admin routes are off: set RECSYS_ADMIN_TOKEN to turn them on")
