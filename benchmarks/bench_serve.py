@@ -165,7 +165,9 @@ def bench_mlflow(home: Path, args) -> list[dict]:
     from pipelines.tracking import REGISTERED_MODEL, tracking_uri
 
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(home), "PYTHONPATH": str(REPO)}
+    # mlflow serves through uvicorn started by name: the virtualenv's bin must be on PATH.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(home), "PYTHONPATH": str(REPO),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{REGISTERED_MODEL}@champion",
          "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"],
