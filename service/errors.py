@@ -39,6 +39,22 @@ def _field(loc) -> str:
     return ".".join(str(part) for part in loc if part != "body") or "body"
 
 
+# Nothing to serve (yet): the client may retry. Starlette picks the most specific class.
+_UNAVAILABLE = (
+    (NotReady, 503, "not_ready"),
+    (LockedWarehouse, 503, "busy"),
+    (WarehouseError, 503, "not_ready"),
+    (BrokenBundle, 503, "broken_model"),
+)
+
+
+def _answer(status: int, code: str):
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return _error(status, code, str(exc))
+
+    return handler
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -76,21 +92,8 @@ def install(app: FastAPI) -> None:
             return _error(422, code, str(exc))
         return _error(422, "invalid_request", str(exc))
 
-    @app.exception_handler(NotReady)
-    async def not_ready(request: Request, exc: NotReady):
-        return _error(503, "not_ready", str(exc))
-
-    @app.exception_handler(LockedWarehouse)
-    async def locked(request: Request, exc: LockedWarehouse):
-        return _error(503, "busy", str(exc))
-
-    @app.exception_handler(WarehouseError)
-    async def warehouse(request: Request, exc: WarehouseError):
-        return _error(503, "not_ready", str(exc))
-
-    @app.exception_handler(BrokenBundle)
-    async def broken(request: Request, exc: BrokenBundle):
-        return _error(503, "broken_model", str(exc))
+    for exc_type, status, code in _UNAVAILABLE:
+        app.add_exception_handler(exc_type, _answer(status, code))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
