@@ -38,16 +38,24 @@ def _warm_vision() -> None:
         log.exception("loading the vision models at start failed; the first photo will load them")
 
 
+def _merge_quietly(live: LiveRecommender, *, lock_timeout_s: float = 0.0) -> None:
+    try:
+        live.merge(lock_timeout_s=lock_timeout_s)
+    except Exception as e:  # noqa: BLE001 - serving what there is beats stopping
+        log.warning("could not merge landed events: %s", e)
+
+
 def _maintain(live: LiveRecommender, settings: Settings, stop: threading.Event) -> None:
-    """Every tick: reload if the warehouse changed; now and then: merge what landed."""
-    next_merge = time.monotonic() + MERGE_INTERVAL_S
+    """Every tick: reload if the warehouse changed; now and then (and at the first tick): merge
+    what landed."""
+    next_merge = time.monotonic()
     while not stop.wait(settings.reload_interval_s):
         try:
             if live.reload():
                 metrics.MODEL_VERSION.set(live.snapshot.version.version)
             if time.monotonic() >= next_merge:
                 next_merge = time.monotonic() + MERGE_INTERVAL_S
-                live.merge()
+                _merge_quietly(live)
         except Exception:  # noqa: BLE001 - the loop must outlive any one failure
             log.exception("background maintenance failed; trying again")
 
@@ -85,13 +93,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         landing = Landing(settings.home)
         live = LiveRecommender(settings.home, landing)
-        try:
-            # Brings the warehouse's schema up to this program's (a read-only open cannot) and
-            # merges what landed while the service was down; skipped while another process writes.
-            live.merge(lock_timeout_s=1.0)
-        except Exception as e:  # noqa: BLE001 - serving what there is beats not starting
-            log.warning("could not merge landed events at start: %s", e)
         live.reload(lock_timeout_s=1.0)  # ready at once when the warehouse is free; else the thread retries
+        if live.snapshot is None:
+            # A warehouse older than this program cannot be read until a writer migrates it: do
+            # that (and merge what landed while the service was down), then try again.
+            _merge_quietly(live, lock_timeout_s=1.0)
+            live.reload(lock_timeout_s=1.0)
         if live.snapshot is not None:
             metrics.MODEL_VERSION.set(live.snapshot.version.version)
         app.state.live, app.state.settings = live, settings

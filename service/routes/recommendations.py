@@ -10,9 +10,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from pipelines.live import ListRequest
-from pipelines.profile import face_record
 from pipelines.schemas import Basis, RecommendationList, RecommendedItem
-from pipelines.selfie import demographic_weights, profile_faces
 from service.deps import LiveDep, SettingsDep
 from service.errors import ERROR_RESPONSES
 from service.schemas import FaceOut, RecommendationRequest, SessionId
@@ -76,6 +74,11 @@ async def recommend_for_selfie(request: Request, live: LiveDep, settings: Settin
 
     The photo is read into memory, used and dropped: never written to disk, a log or a cache.
     """
+    # Imported here: the vision stack (OpenCV, onnxruntime) loads in the background at start and
+    # must not delay the service's readiness.
+    from pipelines.profile import face_record
+    from pipelines.selfie import demographic_weights, profile_faces
+
     live.require_snapshot()  # no model: fail before the vision work
     data, fields = await read_photo(request, settings.max_upload_bytes)
     try:
