@@ -133,9 +133,14 @@ def load_snapshot(home: Path, *, lock_timeout_s: float) -> Snapshot:
 
 
 def _rows_by_user(rows: pl.DataFrame) -> dict[int, np.ndarray]:
+    """user id -> their distinct bundle rows, sorted (one sort and a split: no per-user frames)."""
     if rows.height == 0:
         return {}
-    return {int(user): np.unique(group["row"].to_numpy()) for (user,), group in rows.group_by("user_id")}
+    pairs = rows.select("user_id", "row").unique().sort("user_id", "row")
+    users, items = pairs["user_id"].to_numpy(), pairs["row"].to_numpy()
+    bounds = np.flatnonzero(np.diff(users)) + 1
+    starts = np.concatenate([[0], bounds])
+    return {int(u): part for u, part in zip(users[starts], np.split(items, bounds))}
 
 
 def _group_recent(rows: list[tuple]) -> dict[int, list[tuple]]:
