@@ -213,3 +213,21 @@ def test_the_service_and_the_cli_rank_likes_alike(tmp_path):
         api_list = client.post("/v1/recommendations", json={"age": 40, "gender": "M", "liked_items": [12], "k": 3}).json()
     assert [(i["item_id"], i["reason"], i["because"]) for i in api_list["items"]] == \
         [(i["item_id"], i["reason"], i["because"]) for i in cli_list["items"]] == [(13, "liked_items", [12]), (10, "demographic", []), (11, "demographic", [])]
+
+
+def test_the_service_imports_neither_tensorflow_nor_mlflow(home):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import json, sys; from pathlib import Path; from fastapi.testclient import TestClient\n"
+        "from service.app import create_app; from service.settings import Settings\n"
+        f"with TestClient(create_app(Settings(home=Path({str(home)!r})))) as c:\n"
+        "    assert c.post('/v1/recommendations', json={'age': 30, 'gender': 'F'}).status_code == 200\n"
+        "print(json.dumps(sorted(m for m in ('tensorflow', 'tf_keras', 'keras', 'mlflow') if m in sys.modules)))"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == []
