@@ -155,6 +155,19 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             SELECT b.*, TRY_CAST(b.user_id AS BIGINT) AS known_user_id FROM batch_results b;
         """,
     ),
+    (
+        "external_ids",
+        """
+        -- Any string id (a SKU, a UUID) a source gives users or items. The warehouse, the trainer
+        -- and the bundles key everything by the BIGINT user_id / item_id; when a source's ids are
+        -- not all integers, ingest gives each one a key (1, 2, ... in the ids' sorted order) and
+        -- keeps the source's id here. NULL: the key is the source's own integer id.
+        ALTER TABLE users ADD COLUMN external_id VARCHAR;
+        ALTER TABLE items ADD COLUMN external_id VARCHAR;
+        CREATE UNIQUE INDEX users_by_external_id ON users(external_id);
+        CREATE UNIQUE INDEX items_by_external_id ON items(external_id);
+        """,
+    ),
 )
 
 
