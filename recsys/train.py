@@ -46,15 +46,20 @@ from recsys.features import (
     user_features,
 )
 from recsys.item_item import ItemItemModel, fit_item_item, liked_matrix
-from recsys.model import SAMPLE_WEIGHT, SAMPLING_PROBABILITY, TwoTowerModel
+from recsys.model import TwoTowerModel
+from recsys.optimizers import LazyAdam
 from recsys.personalize import history_scores
 from recsys.prior import demographic_log_prior
 from recsys.splits import cold_start_split, warm_split
 from recsys.towers import ItemTower, UserTower
+from recsys.training_data import BatchStream, training_examples
 
 logger = logging.getLogger(__name__)
 
 _SCORING_BATCH = 4096
+# Judged users in the per-epoch validation curve (all of them on MovieLens 100K); the full
+# protocol is scored once, after training.
+EPOCH_CURVE_USERS = 2_000
 # EASE's l2 for the baselines, the best of 50-2000 on ML-100K: warm (seed-free split) and
 # few-shot fold-in (seed 42), where a stronger pull toward popularity pays.
 EASE_L2 = 200.0
@@ -134,58 +139,9 @@ def build_model(vocab: Vocabularies, cfg: TrainConfig) -> TwoTowerModel:
         remove_accidental_hits=cfg.remove_accidental_hits,
     )
     model = TwoTowerModel(UserTower(vocab, cfg.tower), ItemTower(vocab, cfg.tower), task, use_logq=cfg.logq_correction)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate))
+    # Lazy: a step updates only the embedding rows its batch used (see recsys.optimizers).
+    model.compile(optimizer=LazyAdam(learning_rate=cfg.learning_rate))
     return model
-
-
-def _training_examples(train: RecsysData, cfg: TrainConfig, vocab: Vocabularies):
-    """Per example: the row of its user and of its item in the feature arrays, and the logQ term."""
-    interactions = train.interactions
-    if cfg.positive_min_rating is not None:
-        interactions = interactions.filter(pl.col("rating") >= cfg.positive_min_rating)
-    if interactions.height == 0:
-        raise ValueError(
-            "no training interactions left"
-            + (f" at rating >= {cfg.positive_min_rating}" if cfg.positive_min_rating is not None else "")
-            + "; load interactions first or lower positive_min_rating"
-        )
-    user_rows = pl.DataFrame({"user_id": train.users["user_id"], "_u": np.arange(train.users.height)})
-    item_rows = pl.DataFrame({"item_id": train.items["item_id"], "_i": np.arange(train.items.height)})
-    joined = interactions.join(user_rows, on="user_id").join(item_rows, on="item_id")
-    weight = np.ones(joined.height, dtype=np.float32)
-    if cfg.rating_weight_offset is not None:
-        weight = np.maximum(joined["rating"].to_numpy() - cfg.rating_weight_offset, 0.0).astype(np.float32)
-        keep = weight > 0
-        joined, weight = joined.filter(pl.Series(keep)), weight[keep]
-        if joined.height == 0:
-            raise ValueError(
-                f"every training interaction has weight 0 at rating_weight_offset={cfg.rating_weight_offset}; "
-                "lower the offset"
-            )
-        weight /= weight.mean()
-    item_index = joined["_i"].to_numpy()
-    # The positive's share of training examples: its chance of showing up as an in-batch negative.
-    counts = np.bincount(item_index, minlength=train.items.height)
-    probability = (counts[item_index] / len(item_index)).astype(np.float32)
-    return joined["_u"].to_numpy(), item_index, probability, weight
-
-
-def _epoch_features(user_feats, item_feats, user_index, item_index, probability, weight, cfg, rng):
-    """One epoch's shuffled examples, with user ids and demographics dropped at random."""
-    order = rng.permutation(len(user_index))
-    features = take(user_feats, user_index[order])
-    features.update(take(item_feats, item_index[order]))
-    n = len(order)
-    features["user_id"] = np.where(rng.random(n) < cfg.user_id_dropout, UNKNOWN_ID, features["user_id"])
-    for name, rate in (
-        ("age_band", cfg.demographic_dropout),
-        ("gender", cfg.demographic_dropout),
-        ("occupation", cfg.occupation_dropout),
-    ):
-        features[name] = np.where(rng.random(n) < rate, UNKNOWN, features[name])
-    features[SAMPLING_PROBABILITY] = probability[order]
-    features[SAMPLE_WEIGHT] = weight[order]
-    return features
 
 
 class _BatchLosses(tf.keras.callbacks.Callback):
@@ -212,9 +168,7 @@ def fit_two_tower(
     rng = np.random.default_rng(cfg.seed)
     vocab = build_vocabularies(train.users, train.items)
     model = build_model(vocab, cfg)
-    user_feats = user_features(train.users)
-    item_feats = item_features(train.items, vocab)
-    user_index, item_index, probability, weight = _training_examples(train, cfg, vocab)
+    batches = BatchStream(train, vocab, training_examples(train, cfg), cfg)
     history = []
     epochs = range(cfg.epochs)
     if show_progress:
@@ -223,17 +177,13 @@ def fit_two_tower(
         epochs = tqdm(epochs, desc=f"training ({stage})", unit="epoch")
     for epoch in epochs:
         start = time.perf_counter()
-        features = _epoch_features(user_feats, item_feats, user_index, item_index, probability, weight, cfg, rng)
-        # Full batches only: a short last batch would be a softmax over a handful of negatives.
-        batch_size = min(cfg.batch_size, len(user_index))
-        dataset = tf.data.Dataset.from_tensor_slices(_to_tensors(features)).batch(batch_size, drop_remainder=True)
         batch_losses = _BatchLosses()
-        model.fit(dataset, epochs=1, verbose=0, callbacks=[batch_losses])
+        model.fit(batches.epoch(rng), epochs=1, verbose=0, callbacks=[batch_losses])
         row = {
             "stage": stage,
             "epoch": epoch + 1,
             # The task sums cross-entropy over a batch; per example reads the same at any batch size.
-            "loss": float(np.mean(batch_losses.losses)) / batch_size,
+            "loss": float(np.mean(batch_losses.losses)) / batches.batch_size,
             "seconds": time.perf_counter() - start,
         }
         if epoch_metric is not None:
@@ -317,9 +267,10 @@ def train_and_evaluate(data: RecsysData, cfg: TrainConfig, show_progress: bool =
         (and, on a cold-start split, the few-shot protocols: the same users given n likes)."""
         t = time.perf_counter()
         protocol = build_protocol(name, split, cfg.relevant_min_rating)
+        curve = protocol.sample(EPOCH_CURVE_USERS)
         recommender, rows = fit_two_tower(
             split.train, cfg, show_progress, stage=name,
-            epoch_metric=lambda model: evaluate(model, protocol, cfg.k).metrics[f"ndcg_at_{cfg.k}"],
+            epoch_metric=lambda model: evaluate(model, curve, cfg.k).metrics[f"ndcg_at_{cfg.k}"],
         )
         history.extend(rows)
         score_all(protocol, recommender, [b.fit(split.train) for b in baseline_models])
@@ -340,20 +291,27 @@ def train_and_evaluate(data: RecsysData, cfg: TrainConfig, show_progress: bool =
             iterations=cfg.als_iterations, alpha=cfg.als_alpha, random_state=cfg.seed, name=name,
         )
 
+    # EASE inverts an items x items matrix: past ease_max_items it is left out (logged).
+    with_ease = data.items.height <= cfg.item_item.ease_max_items
+    if not with_ease:
+        logger.info("EASE baselines skipped: %d items > item_item.ease_max_items (%d)", data.items.height, cfg.item_item.ease_max_items)
+
+    def ease(l2: float, name: str) -> tuple:
+        return (EASE(l2, cfg.relevant_min_rating, name=name),) if with_ease else ()
+
     # 1. Cold start: new visitors, judged from demographics alone; then given their first likes.
     demographic = DemographicPopularity()
     run_protocol(
         COLD, cold_start_split(data, cfg.holdout_share, random_state=cfg.split_seed),
         (Popularity(), demographic),
         fewshot_baselines=(
-            demographic, ItemKNN(cfg.relevant_min_rating),
-            EASE(EASE_FOLDIN_L2, cfg.relevant_min_rating, name="ease_foldin"), als("als_foldin"),
+            demographic, ItemKNN(cfg.relevant_min_rating), *ease(EASE_FOLDIN_L2, "ease_foldin"), als("als_foldin"),
         ),
     )
     # 2. Warm: every user's later ratings, with ALS and EASE as the collaborative-filtering baselines.
     recommender = run_protocol(
         WARM, warm_split(data, cfg.holdout_share),
-        (Popularity(), DemographicPopularity(), als("als"), EASE(EASE_L2, cfg.relevant_min_rating)),
+        (Popularity(), DemographicPopularity(), als("als"), *ease(EASE_L2, "ease")),
     )
 
     # 3. The model to export.
