@@ -75,16 +75,18 @@ class DemographicPopularity:
 
     def fit(self, train: RecsysData) -> "DemographicPopularity":
         n_items = train.items.height
-        positions = _item_positions(train.items, train.interactions["item_id"])
-        group_of_user = dict(zip(train.users["user_id"].to_list(), self._groups(train.users)))
-        groups = [group_of_user[u] for u in train.interactions["user_id"].to_list()]
-        self.global_ = np.bincount(positions, minlength=n_items).astype(np.float64)
+        features = user_features(train.users)
+        groups = pl.DataFrame({
+            "user_id": train.users["user_id"], "_age": features["age_band"].tolist(), "_gender": features["gender"].tolist(),
+        })
+        positions = pl.DataFrame({"item_id": train.items["item_id"], "_pos": np.arange(n_items)})
+        rows = train.interactions.select("user_id", "item_id").join(groups, on="user_id").join(positions, on="item_id")
+        self.global_ = np.bincount(rows["_pos"].to_numpy(), minlength=n_items).astype(np.float64)
         self.global_ /= max(self.global_.sum(), 1.0)
         self.tables_: dict[tuple[str, str], np.ndarray] = {}
-        for group in set(groups):
-            mask = np.fromiter((g == group for g in groups), dtype=bool, count=len(groups))
-            counts = np.bincount(positions[mask], minlength=n_items).astype(np.float64)
-            self.tables_[group] = (counts + self.shrinkage * self.global_) / (counts.sum() + self.shrinkage)
+        for (age, gender), group in rows.group_by("_age", "_gender"):
+            counts = np.bincount(group["_pos"].to_numpy(), minlength=n_items).astype(np.float64)
+            self.tables_[(age, gender)] = (counts + self.shrinkage * self.global_) / (counts.sum() + self.shrinkage)
         return self
 
     def score(self, users: pl.DataFrame, use_history: bool = True) -> np.ndarray:
@@ -97,27 +99,39 @@ class DemographicPopularity:
 
 class ItemKNN:
     """Item-based nearest neighbours: an item scores its cosine similarity summed over the
-    person's items (binary co-occurrence in training; an item is not its own neighbour)."""
+    person's items (binary co-occurrence in training; an item is not its own neighbour).
+
+    Up to ``dense_max_items`` every pair of items counts; above, each item keeps its
+    ``width`` nearest (``recsys.item_item.cosine_table``), so memory grows with the catalog
+    rather than its square.
+    """
 
     name = "item_knn"
 
-    def __init__(self, min_rating: float | None = 4.0) -> None:
+    def __init__(self, min_rating: float | None = 4.0, dense_max_items: int = 20_000, width: int = 200) -> None:
         self.min_rating = min_rating
+        self.dense_max_items = dense_max_items
+        self.width = width
 
     def fit(self, train: RecsysData) -> "ItemKNN":
-        from recsys.item_item import cosine_weights
+        from recsys.item_item import ItemItemTable, cosine_table, cosine_weights
 
         matrix, self.user_row_ = _user_item_matrix(train, self.min_rating)
         self.history_ = matrix
-        self.similarity_ = cosine_weights(matrix)
+        n_items = matrix.shape[1]
+        if n_items <= self.dense_max_items:
+            self.table_ = ItemItemTable(weights=cosine_weights(matrix))
+        else:
+            self.table_ = cosine_table(matrix, min(self.width, n_items - 1))
         return self
 
     def score(self, users: pl.DataFrame, use_history: bool = True) -> np.ndarray:
         rows = _known_rows(self, users, use_history)
-        return np.asarray(self.history_[rows] @ self.similarity_, dtype=np.float32)
+        history = self.history_[rows]
+        return self.table_.batch_scores([history.indices[history.indptr[r]:history.indptr[r + 1]] for r in range(len(rows))])
 
     def score_given(self, users: pl.DataFrame, revealed: list[np.ndarray]) -> np.ndarray:
-        return np.asarray(revealed_matrix(revealed, self.similarity_.shape[0]) @ self.similarity_, dtype=np.float32)
+        return self.table_.batch_scores(revealed)
 
 
 class EASE:

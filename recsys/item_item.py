@@ -69,8 +69,10 @@ def liked_matrix(train, min_rating: float | None):
     interactions = train.interactions
     if min_rating is not None:
         interactions = interactions.filter(pl.col("rating") >= min_rating)
-    user_row = {u: i for i, u in enumerate(train.users["user_id"].to_list())}
-    rows = np.array([user_row[u] for u in interactions["user_id"].to_list()], dtype=np.int64)
+    user_ids = train.users["user_id"].to_numpy()
+    user_row = dict(zip(user_ids.tolist(), range(len(user_ids))))
+    by_id = np.argsort(user_ids, kind="stable")
+    rows = by_id[np.searchsorted(user_ids[by_id], interactions["user_id"].to_numpy())].astype(np.int64)
     positions = pl.DataFrame({"item_id": train.items["item_id"], "_pos": np.arange(train.items.height)})
     cols = pl.DataFrame({"item_id": interactions["item_id"]}).join(
         positions, on="item_id", how="left", maintain_order="left"
@@ -98,6 +100,48 @@ def cosine_weights(matrix) -> np.ndarray:
     similarity[~np.isfinite(similarity)] = 0.0
     np.fill_diagonal(similarity, 0.0)
     return similarity.astype(np.float32)
+
+
+# Cells of the item-item Gram matrix computed at once by ``cosine_table``: bounds its memory
+# (about 16 bytes a cell) whatever the catalog's size.
+_GRAM_BLOCK_CELLS = 32_000_000
+
+
+def cosine_table(matrix, width: int) -> "ItemItemTable":
+    """Each item's ``width`` nearest items by cosine, without the dense [n_items, n_items]
+    matrix: the sparse Gram matrix is computed a block of rows at a time and only each row's
+    ``width`` largest entries are kept. Equal to ``ItemItemTable.from_dense(cosine_weights(m),
+    width)`` up to the order of ties; rows with fewer neighbours are padded with weight 0."""
+    from scipy.sparse import csr_matrix
+
+    users_items = csr_matrix(matrix, dtype=np.float32)
+    n_items = users_items.shape[1]
+    items_users = users_items.T.tocsr()
+    norms = np.sqrt(np.asarray(users_items.multiply(users_items).sum(axis=0)).ravel())
+    neighbours = np.zeros((n_items, width), dtype=np.int32)
+    weights = np.zeros((n_items, width), dtype=np.float32)
+    # An item's Gram row has at most the summed history lengths of its users in it: blocks of
+    # rows are cut so that bound stays under the budget (one row at least).
+    fill = items_users @ np.diff(users_items.indptr).astype(np.float64)
+    start = 0
+    cumulative = np.concatenate([[0.0], np.cumsum(np.minimum(fill, n_items))])
+    while start < n_items:
+        stop = int(np.searchsorted(cumulative, cumulative[start] + _GRAM_BLOCK_CELLS, side="right")) - 1
+        stop = min(n_items, max(stop, start + 1))
+        block = (items_users[start:stop] @ users_items).tocoo()
+        keep = block.row + start != block.col
+        rows, cols, values = block.row[keep], block.col[keep], block.data[keep]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = values / (norms[rows + start] * norms[cols])
+        order = np.lexsort((-values, rows))
+        rows, cols, values = rows[order], cols[order], values[order]
+        first = np.searchsorted(rows, np.arange(stop - start))
+        rank = np.arange(len(rows)) - first[rows]
+        kept = rank < width
+        neighbours[rows[kept] + start, rank[kept]] = cols[kept]
+        weights[rows[kept] + start, rank[kept]] = values[kept]
+        start = stop
+    return ItemItemTable(weights=weights, neighbours=neighbours)
 
 
 def ease_weights(matrix, l2: float) -> np.ndarray:
@@ -246,7 +290,7 @@ def fit_item_item(train, cfg: ItemItemConfig) -> ItemItemModel:
     if matrix.shape[1] <= cfg.ease_max_items:
         ease = ItemItemTable.from_dense(ease_weights(matrix, cfg.ease_l2), cfg.ease_width)
     return ItemItemModel(
-        cosine=ItemItemTable.from_dense(cosine_weights(matrix), cfg.cosine_width),
+        cosine=cosine_table(matrix, min(cfg.cosine_width, max(1, matrix.shape[1] - 1))),
         ease=ease,
         min_rating=cfg.min_rating,
         new_visitor_weight=cfg.new_visitor_weight,
