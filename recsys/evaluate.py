@@ -43,11 +43,45 @@ class Protocol:
     name: str
     users: pl.DataFrame  # the judged users (with demographics), in row order
     relevant: list[np.ndarray]  # per user: catalog positions of their relevant held-out items
-    exclude: np.ndarray | None  # [n_users, n_items] bool: items seen in training (warm)
+    # Per user: catalog positions their list may not contain (seen in training, revealed); None:
+    # nothing excluded. Positions, not a [n_users, n_items] mask, so memory follows the data.
+    excluded: list[np.ndarray] | None
     item_popularity: np.ndarray  # per item: share of training users who rated it (for novelty)
     use_history: bool  # whether the model may use the user's id (warm) or not (cold, few-shot)
     # Few-shot only: per user, the catalog positions of the revealed liked items, oldest first.
     revealed: list[np.ndarray] | None = None
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_popularity)
+
+    def exclude_rows(self, start: int, stop: int) -> np.ndarray | None:
+        """[stop - start, n_items] bool: the excluded items of users ``start`` to ``stop``."""
+        if self.excluded is None:
+            return None
+        mask = np.zeros((stop - start, self.n_items), dtype=bool)
+        for row, positions in enumerate(self.excluded[start:stop]):
+            mask[row, positions] = True
+        return mask
+
+    def subset(self, rows: np.ndarray) -> "Protocol":
+        """The same protocol judged on some of its users (``rows``, in this protocol's order)."""
+        rows = np.asarray(rows, dtype=np.int64)
+
+        def pick(values):
+            return None if values is None else [values[r] for r in rows]
+
+        return Protocol(
+            name=self.name, users=self.users[rows], relevant=pick(self.relevant), excluded=pick(self.excluded),
+            item_popularity=self.item_popularity, use_history=self.use_history, revealed=pick(self.revealed),
+        )
+
+    def sample(self, max_users: int) -> "Protocol":
+        """At most ``max_users`` judged users, evenly spread over the protocol's order (fixed, so
+        every epoch's curve is measured on the same users)."""
+        if self.users.height <= max_users:
+            return self
+        return self.subset(np.linspace(0, self.users.height - 1, max_users).round().astype(np.int64))
 
 
 def _positions(items: pl.DataFrame) -> pl.DataFrame:
@@ -55,13 +89,18 @@ def _positions(items: pl.DataFrame) -> pl.DataFrame:
 
 
 def _per_user_positions(frame: pl.DataFrame, items: pl.DataFrame, user_ids: list[int]) -> list[np.ndarray]:
-    grouped = (
-        frame.join(_positions(items), on="item_id", how="inner")
-        .group_by("user_id")
-        .agg(pl.col("_pos"))
+    """Per user of ``user_ids``: the catalog positions of their rows in ``frame`` (in row order)."""
+    if not user_ids:
+        return []
+    wanted = pl.DataFrame({"user_id": user_ids, "_row": np.arange(len(user_ids))}, schema={"user_id": pl.Int64, "_row": pl.Int64})
+    rows = (
+        frame.select("user_id", "item_id").with_row_index("_order")
+        .join(_positions(items), on="item_id", how="inner")
+        .join(wanted, on="user_id", how="inner")
+        .sort("_row", "_order")
     )
-    lookup = dict(zip(grouped["user_id"].to_list(), grouped["_pos"].to_list()))
-    return [np.asarray(lookup.get(u, []), dtype=np.int64) for u in user_ids]
+    counts = np.bincount(rows["_row"].to_numpy(), minlength=len(user_ids))
+    return np.split(rows["_pos"].to_numpy().astype(np.int64), np.cumsum(counts)[:-1])
 
 
 def build_protocol(name: str, split: Split, relevant_min_rating: float) -> Protocol:
@@ -77,16 +116,9 @@ def build_protocol(name: str, split: Split, relevant_min_rating: float) -> Proto
     judged = split.test_users.filter(pl.col("user_id").is_in(relevant_rows["user_id"].unique().implode()))
     user_ids = judged["user_id"].to_list()
     relevant = _per_user_positions(relevant_rows, items, user_ids)
-    train = split.train.interactions
-    n_items = items.height
-    exclude = None
-    if name == WARM:
-        seen = _per_user_positions(train, items, user_ids)
-        exclude = np.zeros((len(user_ids), n_items), dtype=bool)
-        for row, positions in enumerate(seen):
-            exclude[row, positions] = True
+    excluded = _per_user_positions(split.train.interactions, items, user_ids) if name == WARM else None
     return Protocol(
-        name=name, users=judged, relevant=relevant, exclude=exclude,
+        name=name, users=judged, relevant=relevant, excluded=excluded,
         item_popularity=_item_popularity(split), use_history=(name == WARM),
     )
 
@@ -117,11 +149,8 @@ def build_fewshot_protocol(split: Split, n: int, relevant_min_rating: float) -> 
         positions = lookup[user]
         revealed.append(np.asarray(positions[:n], dtype=np.int64))
         relevant.append(np.asarray(positions[n:], dtype=np.int64))
-    exclude = np.zeros((len(user_ids), items.height), dtype=bool)
-    for row, positions in enumerate(revealed):
-        exclude[row, positions] = True
     return Protocol(
-        name=fewshot_name(n), users=judged, relevant=relevant, exclude=exclude,
+        name=fewshot_name(n), users=judged, relevant=relevant, excluded=revealed,
         item_popularity=_item_popularity(split), use_history=False, revealed=revealed,
     )
 
@@ -129,9 +158,8 @@ def build_fewshot_protocol(split: Split, n: int, relevant_min_rating: float) -> 
 def _item_popularity(split: Split) -> np.ndarray:
     """Per item: share of training users who rated it (for novelty)."""
     train, items = split.train.interactions, split.train.items
-    counts = np.zeros(items.height)
     pairs = train.select("user_id", "item_id").unique().join(_positions(items), on="item_id")
-    np.add.at(counts, pairs["_pos"].to_numpy(), 1.0)
+    counts = np.bincount(pairs["_pos"].to_numpy(), minlength=items.height).astype(np.float64)
     return counts / max(1, train["user_id"].n_unique())
 
 
@@ -143,19 +171,32 @@ class Evaluation:
     per_user_ndcg: np.ndarray
 
 
+# Scores computed at once while evaluating (users x items): about 128 MB of float32 whatever the
+# catalog's size, so judging 100,000 users against 200,000 items never holds 80 GB.
+EVALUATION_CELLS = 32_000_000
+
+
 def evaluate(recommender, protocol: Protocol, k: int = 10) -> Evaluation:
-    """Score, filter, take the top k and measure one recommender on one protocol."""
-    if protocol.revealed is not None:
-        scores = recommender.score_given(protocol.users, protocol.revealed)
-    else:
-        scores = recommender.score(protocol.users, use_history=protocol.use_history)
-    expected = (protocol.users.height, len(protocol.item_popularity))
-    if scores.shape != expected:
-        raise ValueError(
-            f"{type(recommender).__name__}.score returned shape {scores.shape}; expected {expected} "
-            "(one row per user, one column per catalog item)"
-        )
-    ranked, _ = top_k_from_scores(scores, k, protocol.exclude)
+    """Score, filter, take the top k and measure one recommender on one protocol, a block of
+    users at a time (``EVALUATION_CELLS``)."""
+    n_users = protocol.users.height
+    step = max(1, EVALUATION_CELLS // max(1, protocol.n_items))
+    ranked = [np.zeros((0, k), dtype=np.int64)]
+    for start in range(0, n_users, step):
+        stop = min(n_users, start + step)
+        users = protocol.users[start:stop]
+        if protocol.revealed is not None:
+            scores = recommender.score_given(users, protocol.revealed[start:stop])
+        else:
+            scores = recommender.score(users, use_history=protocol.use_history)
+        expected = (stop - start, protocol.n_items)
+        if scores.shape != expected:
+            raise ValueError(
+                f"{type(recommender).__name__}.score returned shape {scores.shape}; expected {expected} "
+                "(one row per user, one column per catalog item)"
+            )
+        ranked.append(top_k_from_scores(scores, k, protocol.exclude_rows(start, stop))[0])
+    ranked = np.concatenate(ranked)
     report = ranking_report(ranked, protocol.relevant, protocol.item_popularity, k)
     per_user = per_user_metrics(ranked, protocol.relevant, k)["ndcg"]
     return Evaluation(metrics=report, per_user_ndcg=per_user)

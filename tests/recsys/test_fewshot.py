@@ -47,7 +47,7 @@ def test_given_n_reveals_the_earliest_likes_and_judges_the_rest():
     # User 7: 12 first (t=1); the low rating of 13 at t=0 is neither revealed nor relevant.
     assert [r.tolist() for r in protocol.revealed] == [[2], [5]]
     assert [sorted(r.tolist()) for r in protocol.relevant] == [[0, 1, 4], [0]]
-    assert protocol.exclude[0].tolist() == [False, False, True, False, False, False]
+    assert protocol.exclude_rows(0, 1)[0].tolist() == [False, False, True, False, False, False]
     assert not protocol.use_history
 
 
