@@ -84,6 +84,9 @@ def adapt_to_data(config, interactions: pl.DataFrame):
     if value < config.relevant_min_rating:
         changes["relevant_min_rating"] = value
         notes.append(f"implicit feedback: every held-out interaction is relevant (relevant_min_rating {value:g})")
+    if config.item_item.min_rating is not None and value < config.item_item.min_rating:
+        changes["item_item"] = {"min_rating": None}
+        notes.append("implicit feedback: every interaction counts as liked in the item-item part (item_item.min_rating off)")
     return config.with_changes(**changes), notes
 
 

@@ -172,7 +172,11 @@ def test_a_retail_catalog_with_ids_titles_and_purchases_only_trains_and_serves(t
     outcome = json.loads(trained.stdout)
     assert any("implicit feedback" in note for note in outcome["adjustments"])
     assert outcome["config"]["relevant_min_rating"] == 1.0 and outcome["config"]["rating_weight_offset"] is None
+    assert outcome["config"]["item_item"]["min_rating"] is None
     assert outcome["metrics"]["cold.n_users"] > 0
+    # Purchases count as liked: the item-item part learned which items go together.
+    cosine = np.load(Path(outcome["bundle_path"]) / "item_item_cosine_weights.npy")
+    assert (cosine > 0).any()
     for args in (["--user-id", "1"], ["--age", "30"]):
         served = runner.invoke(cli, ["recommend", *args, "-k", "5", "--json", "--home", str(home)])
         assert served.exit_code == 0, served.output
