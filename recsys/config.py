@@ -77,6 +77,10 @@ class TrainConfig:
     holdout_share: float = 0.2
     relevant_min_rating: float = 4.0
     k: int = 10
+    # Judged users per protocol, at most (an even spread in id order, the same for every version
+    # on the same data); None judges all. Scoring every user against every item is the cost that
+    # grows fastest with scale; 20,000 users measure NDCG@10 to about +-0.003.
+    max_judged_users: int | None = 20_000
     # After evaluating on the splits, train once more on all the data for export. Costs one
     # more training run; without it the warm-split model (every user, 80% of history) is kept.
     refit_on_all_data: bool = True
@@ -107,6 +111,8 @@ class TrainConfig:
                 f"{self.cold_start_prior_weight}, {self.prior_neighbour_weight}, {self.prior_shrinkage}, "
                 f"{self.prior_user_weight_exponent})"
             )
+        if self.max_judged_users is not None and self.max_judged_users < 1:
+            raise ValueError(f"max_judged_users must be at least 1 or none (got {self.max_judged_users})")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive (got {self.temperature})")
 

@@ -44,9 +44,9 @@ class ItemItemConfig:
     ease_l2: float = 200.0
     # EASE neighbours kept per item; None keeps all (a dense table: its negative weights matter).
     ease_width: int | None = None
-    # EASE inverts an n_items x n_items matrix: above this many items (4 GB and minutes at
-    # 20,000) known users get the cosine part alone.
-    ease_max_items: int = 20_000
+    # EASE inverts an n_items x n_items matrix: above this many items (n^3: about 15 s at
+    # 10,000 items on 2 cores, several minutes at 20,000) known users get the cosine part alone.
+    ease_max_items: int = 10_000
 
     def __post_init__(self) -> None:
         weights = (self.new_visitor_weight, self.known_user_ease_weight, self.known_user_cosine_weight)
@@ -148,9 +148,18 @@ def ease_weights(matrix, l2: float) -> np.ndarray:
     """Dense [n_items, n_items] EASE weights for a users x items matrix (scipy sparse or numpy)."""
     if l2 <= 0:
         raise ValueError(f"l2 must be positive (got {l2})")
-    gram = _gram(matrix)
+    from scipy.linalg import lapack
+
+    gram = _gram(matrix).astype(np.float32)
     gram[np.diag_indices_from(gram)] += l2
-    inverse = np.linalg.inv(gram)
+    # X^T X + l2 I is symmetric positive definite: Cholesky and its inverse in float32 cost a
+    # third of a general float64 inverse (5,000 items: about 2 s instead of 8).
+    factor, info = lapack.spotrf(gram, lower=1, overwrite_a=1)
+    if info == 0:
+        inverse, info = lapack.spotri(factor, lower=1, overwrite_c=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"EASE: the item Gram matrix could not be inverted (LAPACK info {info})")
+    inverse = np.tril(inverse) + np.tril(inverse, -1).T
     weights = -inverse / np.diag(inverse)[None, :]
     np.fill_diagonal(weights, 0.0)
     return weights.astype(np.float32)

@@ -35,6 +35,17 @@ class TwoTowerModel(tfrs.Model):
         self.item_tower = item_tower
         self.task = task
         self.use_logq = use_logq
+        # The epoch's mean batch loss (TFRS's own step reports the last batch's alone).
+        self.mean_loss = tf.keras.metrics.Mean(name="loss")
+
+    def train_step(self, inputs):
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            total_loss = loss + tf.add_n([tf.reduce_sum(term) for term in self.losses] or [tf.constant(0.0)])
+        gradients = tape.gradient(total_loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        self.mean_loss.update_state(loss)
+        return {"loss": self.mean_loss.result()}
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         user_vectors = self.user_tower({name: features[name] for name in USER_FEATURES})

@@ -144,17 +144,6 @@ def build_model(vocab: Vocabularies, cfg: TrainConfig) -> TwoTowerModel:
     return model
 
 
-class _BatchLosses(tf.keras.callbacks.Callback):
-    """Collects every batch's loss: TFRS logs the last batch's loss, not the epoch's mean."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.losses: list[float] = []
-
-    def on_train_batch_end(self, batch, logs=None) -> None:
-        self.losses.append(float(logs["loss"]))
-
-
 def fit_two_tower(
     train: RecsysData, cfg: TrainConfig, show_progress: bool = False, stage: str = "final", epoch_metric=None
 ) -> tuple[TwoTowerRecommender, list[dict]]:
@@ -168,6 +157,9 @@ def fit_two_tower(
     rng = np.random.default_rng(cfg.seed)
     vocab = build_vocabularies(train.users, train.items)
     model = build_model(vocab, cfg)
+    # A plain loop over the batches: Keras' fit prepares (and, through its distribution layer,
+    # rewrites) the dataset on every call, a cost that grows with the feature tables' size.
+    train_step = tf.function(model.train_step)
     batches = BatchStream(train, vocab, training_examples(train, cfg), cfg)
     history = []
     epochs = range(cfg.epochs)
@@ -177,13 +169,14 @@ def fit_two_tower(
         epochs = tqdm(epochs, desc=f"training ({stage})", unit="epoch")
     for epoch in epochs:
         start = time.perf_counter()
-        batch_losses = _BatchLosses()
-        model.fit(batches.epoch(rng), epochs=1, verbose=0, callbacks=[batch_losses])
+        model.mean_loss.reset_state()
+        for batch in batches.epoch(rng):
+            train_step(batch)
         row = {
             "stage": stage,
             "epoch": epoch + 1,
             # The task sums cross-entropy over a batch; per example reads the same at any batch size.
-            "loss": float(np.mean(batch_losses.losses)) / batches.batch_size,
+            "loss": float(model.mean_loss.result()) / batches.batch_size,
             "seconds": time.perf_counter() - start,
         }
         if epoch_metric is not None:
@@ -262,11 +255,14 @@ def train_and_evaluate(data: RecsysData, cfg: TrainConfig, show_progress: bool =
             result = evaluate(baseline, protocol, cfg.k)
             baselines.setdefault(baseline.name, {}).update(_prefixed(protocol.name, result.metrics))
 
+    def judged(protocol):
+        return protocol if cfg.max_judged_users is None else protocol.sample(cfg.max_judged_users)
+
     def run_protocol(name: str, split, baseline_models, fewshot_baselines=()) -> TwoTowerRecommender:
         """Fit on the split's training side, then score the model and the baselines on it
         (and, on a cold-start split, the few-shot protocols: the same users given n likes)."""
         t = time.perf_counter()
-        protocol = build_protocol(name, split, cfg.relevant_min_rating)
+        protocol = judged(build_protocol(name, split, cfg.relevant_min_rating))
         curve = protocol.sample(EPOCH_CURVE_USERS)
         recommender, rows = fit_two_tower(
             split.train, cfg, show_progress, stage=name,
@@ -277,7 +273,7 @@ def train_and_evaluate(data: RecsysData, cfg: TrainConfig, show_progress: bool =
         if fewshot_baselines:
             fitted = [b if b in baseline_models else b.fit(split.train) for b in fewshot_baselines]
             for n in FEWSHOT_SIZES:
-                protocol = build_fewshot_protocol(split, n, cfg.relevant_min_rating)
+                protocol = judged(build_fewshot_protocol(split, n, cfg.relevant_min_rating))
                 if protocol.users.height == 0:  # a small dataset: nobody liked more than n items
                     logger.info("few-shot n=%d skipped: no held-out user liked more than %d items", n, n)
                     continue
