@@ -68,3 +68,87 @@ def test_integer_catalogs_keep_integers_and_read_ids_as_ingest_does(tmp_path):
     assert recommend_for_user(home, "1.0", k=2).items["item_id"].to_list() == [11, 14]
     result = CliRunner().invoke(cli, ["recommend", "--user-id", "abc", "--home", str(home)])
     assert result.exit_code == 2 and "expected a user id" in result.output
+
+
+# ---------------------------------------------------------------- the service
+
+
+@pytest.fixture
+def client(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    home = make_string_home(tmp_path / "home")
+    with TestClient(create_app(Settings(home=home, admin_token="t", reload_interval_s=3600))) as client:
+        client.home = home
+        yield client
+
+
+def _ids(response):
+    assert response.status_code == 200, response.text
+    return [i["item_id"] for i in response.json()["items"]]
+
+
+def test_service_lists_take_and_give_the_sources_ids(client):
+    body = client.post("/v1/recommendations", json={"user_id": USER[1], "k": 2}).json()
+    assert [i["item_id"] for i in body["items"]] == [SKU[11], SKU[14]] and body["basis"]["user_id"] == USER[1]
+    # The API's list is the CLI's, field for field, in SKUs too.
+    assert body == recommend_for_user(client.home, USER[1], k=2).to_list().to_dict() | {"basis": body["basis"]}
+    liked = client.post("/v1/recommendations", json={"k": 3, "liked_items": [SKU[12]]}).json()
+    assert next(i for i in liked["items"] if i["item_id"] == SKU[13])["because"] == [SKU[12]]
+    assert _ids(client.post("/v1/recommendations", json={"gender": "M", "exclude_items": [SKU[10]], "k": 1})) == [SKU[11]]
+    assert _ids(client.post("/v1/recommendations", json={"gender": "M", "items": [SKU[13], SKU[14]], "k": 5}))[0] == SKU[14]
+
+
+def test_service_names_unknown_string_ids(client):
+    response = client.post("/v1/recommendations", json={"user_id": "no-such-user"})
+    assert response.status_code == 404 and "'no-such-user'" in response.json()["detail"]
+    response = client.post("/v1/recommendations", json={"liked_items": ["SKU-99999"]})
+    assert response.status_code == 422 and "liked_items" in response.json()["detail"] and "SKU-99999" in response.json()["detail"]
+    response = client.post("/v1/events", json={"events": [{"session_id": "s", "item_id": "SKU-99999", "type": "like"}]})
+    assert response.status_code == 422 and "events[0].item_id" in response.json()["detail"]
+    assert client.get("/v1/items/SKU-99999").status_code == 404
+    assert client.get("/v1/users/nobody/history").status_code == 404
+    assert client.get("/v1/items/10").status_code == 404  # a key is not an id: the SKUs are
+
+
+def test_service_events_land_by_key_and_reach_the_warehouse(client):
+    from pipelines.events import merge_events
+    from warehouse.connection import connected
+
+    response = client.post("/v1/events", json={"events": [{"user_id": USER[1], "item_id": SKU[11], "type": "rating", "value": 5}]})
+    assert response.status_code == 201, response.text
+    assert SKU[11] not in _ids(client.post("/v1/recommendations", json={"user_id": USER[1], "k": 3}))
+    history = client.get(f"/v1/users/{USER[1]}/history").json()
+    assert history["user_id"] == USER[1] and [i["item_id"] for i in history["items"]] == [SKU[11], SKU[10]]
+    assert merge_events(client.home, lock_timeout_s=5).n_interactions == 1
+    with connected(client.home, read_only=True) as conn:
+        assert conn.sql("SELECT user_id, item_id, rating FROM interactions WHERE item_id = 11").fetchall() == [(1, 11, 5.0)]
+
+
+def test_service_items_show_skus(client):
+    page = client.get("/v1/items", params={"genre": "Romance"}).json()
+    assert {i["item_id"] for i in page["items"]} == {SKU[12], SKU[13], SKU[14]}
+    item = client.get(f"/v1/items/{SKU[12]}").json()
+    assert item["item_id"] == SKU[12] and item["title"] == "Item 12"
+
+
+def test_service_erases_a_user_by_their_string_id(client):
+    from warehouse.connection import connected
+
+    with connected(client.home) as conn:
+        conn.execute(f"INSERT INTO batch_results VALUES ('spring', '{USER[1]}', 1, 11, 0.9, 1), ('spring', '{USER[2]}', 1, 12, 0.9, 1)")
+    client.post("/v1/events", json={"events": [{"user_id": USER[1], "item_id": SKU[12], "type": "like"}]})
+    response = client.delete(f"/v1/users/{USER[1]}", headers={"Authorization": "Bearer t"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["subject_id"] == USER[1] and body["landing_events_deleted"] == 1
+    assert (body["n_interactions"], body["n_batch_results"]) == (1, 1)
+    with connected(client.home, read_only=True) as conn:
+        assert conn.sql("SELECT count(*) FROM interactions WHERE user_id = 1").fetchall() == [(0,)]
+        assert conn.sql("SELECT user_id FROM batch_results").fetchall() == [(USER[2],)]
+        assert conn.sql("SELECT subject_id FROM erasures").fetchall() == [(USER[1],)]
+    assert client.post("/v1/recommendations", json={"user_id": USER[1]}).status_code == 410
+    assert client.get(f"/v1/users/{USER[1]}/history").status_code == 410
