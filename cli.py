@@ -686,17 +686,14 @@ def profile(photos, all_faces, as_json, home, lock_timeout) -> None:
 # ---------------------------------------------------------------- batch scoring
 
 
-def _item_ids(value: str | None, option: str) -> frozenset[int] | None:
-    """An item list given inline (1,2,3) or as a file with one id per line."""
+def _item_ids(value: str | None, option: str) -> frozenset[str] | None:
+    """An item list given inline (1,2,3 or SKU-1,SKU-2) or as a file with one id per line; the
+    pipeline reads the ids as the catalog spells them."""
     if value is None:
         return None
     path = Path(value)
     text = path.read_text() if path.is_file() else value
-    tokens = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip() and t.strip() != "item_id"]
-    try:
-        return frozenset(int(t) for t in tokens)
-    except ValueError:
-        raise click.BadParameter(f"expected item ids like 1,2,3 or a file with one id per line (got {value!r})", param_hint=option)
+    return frozenset(t.strip() for t in text.replace("\n", ",").split(",") if t.strip() and t.strip() != "item_id")
 
 
 @cli.command("batch-score")

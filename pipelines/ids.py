@@ -135,6 +135,20 @@ class IdMap:
         return UnknownUserId(message) if self.kind == "user" else InputError(message)
 
 
+def keyed_rules(conn: duckdb.DuckDBPyConnection, rules):
+    """Campaign rules (pipelines.rules.CampaignRules) with their item ids, as the source spells
+    them, replaced by keys; an id that is not the catalog's is named."""
+    from dataclasses import replace
+
+    given = [*rules.exclude_items, *(rules.only_items or ())]
+    if not given:
+        return rules
+    items = IdMap.for_values(conn, "item", given)
+    return replace(rules, exclude_items=frozenset(items.keys(sorted(rules.exclude_items, key=str), "--exclude-items")),
+                   only_items=frozenset(items.keys(sorted(rules.only_items, key=str), "--items"))
+                   if rules.only_items is not None else None)
+
+
 def _find(sorted_values: np.ndarray, aligned: np.ndarray, value):
     if len(sorted_values) == 0:
         return None

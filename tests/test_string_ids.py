@@ -152,3 +152,61 @@ def test_service_erases_a_user_by_their_string_id(client):
         assert conn.sql("SELECT subject_id FROM erasures").fetchall() == [(USER[1],)]
     assert client.post("/v1/recommendations", json={"user_id": USER[1]}).status_code == 410
     assert client.get(f"/v1/users/{USER[1]}/history").status_code == 410
+
+
+# ---------------------------------------------------------------- batch-score
+
+
+def test_batch_score_reads_and_writes_the_sources_ids(tmp_path):
+    import polars as pl
+
+    from pipelines.batch_score import batch_score
+    from pipelines.ids import keyed_rules
+    from pipelines.rules import CampaignRules
+    from warehouse.connection import connected
+
+    home = make_string_home(tmp_path / "home")
+    audience = tmp_path / "audience.csv"
+    audience.write_text(f"user_id,age,gender,liked_items\n{USER[1]},,,\n{USER[3]},,,\nnew-visitor,40,M,\n"
+                        f"liker,,F,{SKU[12]}\nbad-like,30,F,{SKU[12]}|SKU-99999\n{USER[1]},,,\nghost,,,\n1,,,\n")
+    out = tmp_path / "spring.csv"
+    summary = batch_score(home, audience, out, k=2, campaign=None, version=None, rules=CampaignRules(),
+                          show_progress=False, chunk_size=1000)
+    results = pl.read_csv(out, infer_schema=False)
+    lists = {uid: group.sort("rank")["item_id"].to_list() for (uid,), group in results.group_by("user_id")}
+    assert lists[USER[1]] == [SKU[11], SKU[14]]  # known by their UUID, saw SKU[10]
+    assert lists[USER[3]] == [SKU[13], SKU[14]]  # in the warehouse after the model
+    assert lists["new-visitor"] == [SKU[10], SKU[11]]
+    assert lists["liker"][0] == SKU[13]  # liked SKU[12]: its neighbour first, as the service gives it
+    assert (summary.n_known, summary.n_cold) == (1, 3)
+    reasons = dict(zip(*pl.read_csv(summary.rejects_path, infer_schema=False).select("user_id", "reason")))
+    assert reasons == {"bad-like": "liked_items: item 'SKU-99999' is not in the model's catalog",
+                       USER[1]: "duplicate user_id in the audience",
+                       "ghost": "not a known user and no usable age, gender or selfie",
+                       "1": "not a known user and no usable age, gender or selfie"}  # a key is not an id
+    with connected(home, read_only=True) as conn:
+        stored = conn.sql("SELECT user_id, item_external_id FROM batch_results_by_user WHERE rank = 1 ORDER BY user_id").fetchall()
+        assert (USER[1], SKU[11]) in stored
+        assert conn.sql(f"SELECT known_user_id FROM batch_results_by_user WHERE user_id = '{USER[1]}' LIMIT 1").fetchall() == [(1,)]
+        # Campaign rules name items by SKU; an unknown SKU is named.
+        assert keyed_rules(conn, CampaignRules(exclude_items=frozenset({SKU[10]}))).exclude_items == {10}
+        with pytest.raises(InputError, match="--items: item id.*'SKU-1'"):
+            keyed_rules(conn, CampaignRules(only_items=frozenset({"SKU-1"})))
+    parquet = tmp_path / "rules.parquet"
+    batch_score(home, audience, parquet, k=1, campaign=None, version=None, show_progress=False, chunk_size=1000,
+                rules=CampaignRules(exclude_items=frozenset({SKU[11]})))
+    assert pl.read_parquet(parquet).filter(pl.col("user_id") == USER[1])["item_id"].to_list() == [SKU[14]]
+
+
+def test_cli_batch_score_rules_take_skus(tmp_path):
+    home = make_string_home(tmp_path / "home")
+    audience = tmp_path / "audience.csv"
+    audience.write_text("user_id,age,gender\nv,40,M\n")
+    out = tmp_path / "out.csv"
+    result = CliRunner().invoke(cli, ["batch-score", str(audience), "--out", str(out), "-k", "1", "--items",
+                                      f"{SKU[12]},{SKU[13]}", "--json", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().splitlines()[1].split(",")[2] == SKU[12]
+    result = CliRunner().invoke(cli, ["batch-score", str(audience), "--out", str(out), "--exclude-items", "SKU-404",
+                                      "--home", str(home)])
+    assert result.exit_code == 1 and "SKU-404" in result.output
