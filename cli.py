@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -470,7 +471,8 @@ def evaluate(version: int | None, home: Path, lock_timeout: float, as_json: bool
 @click.option("--age", type=FiniteFloatRange(0, 120), help="Age in years (or a MovieLens 1M code).")
 @click.option("--gender", type=click.Choice(["M", "F"], case_sensitive=False), help="M or F; leave out if unknown.")
 @click.option("--occupation", help="Occupation, as in the training data (e.g. writer).")
-@click.option("--user-id", type=int, help="A known user: recommendations from their history, seen items excluded.")
+@click.option("--user-id", help="A known user (their id as the catalog spells it: 42, SKU-7, a UUID): "
+                                "recommendations from their history, seen items excluded.")
 @click.option("--selfie", type=click.Path(dir_okay=False, path_type=Path), help="A photo: age and gender are estimated from the face (the photo is never stored).")
 @click.option("--all-faces", is_flag=True, help="With --selfie: a list for every face, not only the largest.")
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Length of the list.")
@@ -507,10 +509,11 @@ def recommend(age, gender, occupation, user_id, selfie, all_faces, k, liked, dis
     if (liked or disliked) and selfie is not None:
         raise click.UsageError("--liked/--disliked go with --user-id or demographics, not --selfie")
     if liked or disliked:
-        show_recommendations(recommend_with_items(
-            home, age=age, gender=gender.upper() if gender else None, occupation=occupation, liked=liked,
-            disliked=disliked, user_id=user_id, k=k, version=model_version, lock_timeout_s=lock_timeout,
-        ), as_json)
+        with _ids_as_usage_errors():
+            show_recommendations(recommend_with_items(
+                home, age=age, gender=gender.upper() if gender else None, occupation=occupation, liked=liked,
+                disliked=disliked, user_id=user_id, k=k, version=model_version, lock_timeout_s=lock_timeout,
+            ), as_json)
         return
     if selfie is not None:
         from pipelines.selfie import recommend_for_selfie
@@ -519,7 +522,8 @@ def recommend(age, gender, occupation, user_id, selfie, all_faces, k, liked, dis
             home, selfie, k=k, version=model_version, all_faces=all_faces, lock_timeout_s=lock_timeout), as_json)
         return
     if user_id is not None:
-        result = recommend_for_user(home, user_id, k=k, version=model_version, lock_timeout_s=lock_timeout)
+        with _ids_as_usage_errors():
+            result = recommend_for_user(home, user_id, k=k, version=model_version, lock_timeout_s=lock_timeout)
     else:
         result = recommend_for_demographics(
             home, age=age, gender=gender.upper() if gender else None, occupation=occupation, k=k,
@@ -528,13 +532,24 @@ def recommend(age, gender, occupation, user_id, selfie, all_faces, k, liked, dis
     show_recommendations(result, as_json)
 
 
-def _item_id_list(value: str | None, option: str) -> tuple[int, ...]:
+def _item_id_list(value: str | None, option: str) -> tuple[str, ...]:
+    """Item ids as given (50,181 or SKU-1,SKU-2): the pipeline reads them as the catalog spells its ids."""
     if not value:
         return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@contextmanager
+def _ids_as_usage_errors():
+    """A word where the catalog's ids are integers is a usage error (exit 2), as a wrong option type is."""
+    from pipelines.ids import NotAnId
+
     try:
-        return tuple(int(part) for part in value.split(",") if part.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected item ids separated by commas, like 50,181,172 (got {value!r})", param_hint=option)
+        yield
+    except NotAnId as e:
+        expected = "a user id, like 42" if e.option == "--user-id" else "item ids separated by commas, like 50,181,172"
+        raise click.BadParameter(f"expected {expected} (got {', '.join(map(repr, e.values))}); {e}",
+                                 param_hint=e.option) from e
 
 
 def show_selfie_recommendations(result, as_json: bool) -> None:
@@ -671,17 +686,14 @@ def profile(photos, all_faces, as_json, home, lock_timeout) -> None:
 # ---------------------------------------------------------------- batch scoring
 
 
-def _item_ids(value: str | None, option: str) -> frozenset[int] | None:
-    """An item list given inline (1,2,3) or as a file with one id per line."""
+def _item_ids(value: str | None, option: str) -> frozenset[str] | None:
+    """An item list given inline (1,2,3 or SKU-1,SKU-2) or as a file with one id per line; the
+    pipeline reads the ids as the catalog spells them."""
     if value is None:
         return None
     path = Path(value)
     text = path.read_text() if path.is_file() else value
-    tokens = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip() and t.strip() != "item_id"]
-    try:
-        return frozenset(int(t) for t in tokens)
-    except ValueError:
-        raise click.BadParameter(f"expected item ids like 1,2,3 or a file with one id per line (got {value!r})", param_hint=option)
+    return frozenset(t.strip() for t in text.replace("\n", ",").split(",") if t.strip() and t.strip() != "item_id")
 
 
 @cli.command("batch-score")

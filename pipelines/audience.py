@@ -90,9 +90,12 @@ def _liked_items_column(schema) -> pl.Expr:
     return column.cast(pl.Utf8).str.strip_chars().alias(LIKED)
 
 
-def parse_liked(chunk: pl.DataFrame, item_rows) -> pl.DataFrame:
-    """Adds liked_rows (bundle rows of the liked items, via ``item_rows``: ids -> rows, -1 for
-    unknown) and liked_reason for a row naming an unknown item or a non-integer."""
+def parse_liked(chunk: pl.DataFrame, item_rows, item_keys=None) -> pl.DataFrame:
+    """Adds liked_rows (bundle rows of the liked items, via ``item_rows``: keys -> rows, -1 for
+    unknown) and liked_reason for a row naming an unknown item or a non-integer. ``item_keys``
+    (ids as the source spells them -> key, None when unknown) reads a catalog's string ids."""
+    if item_keys is not None:
+        return _parse_liked_strings(chunk, item_rows, item_keys)
     liked_rows, reasons = [], []
     for value in chunk[LIKED].to_list():
         if not value:
@@ -110,6 +113,23 @@ def parse_liked(chunk: pl.DataFrame, item_rows) -> pl.DataFrame:
             liked_rows.append(None), reasons.append(f"liked_items: item {unknown[0]} is not in the model's catalog")
             continue
         liked_rows.append(list(dict.fromkeys(rows)) or None), reasons.append(None)
+    return chunk.with_columns(
+        pl.Series("liked_rows", liked_rows, dtype=pl.List(pl.Int64)),
+        pl.Series("liked_reason", reasons, dtype=pl.Utf8),
+    )
+
+
+def _parse_liked_strings(chunk: pl.DataFrame, item_rows, item_keys) -> pl.DataFrame:
+    liked_rows, reasons = [], []
+    for value in chunk[LIKED].to_list():
+        tokens = [t.strip() for t in (value or "").split("|") if t.strip()]
+        keys = [item_keys(t) for t in tokens]
+        rows = [int(r) for r in item_rows([k if k is not None else -1 for k in keys])] if tokens else []
+        unknown = [t for t, r in zip(tokens, rows) if r < 0]
+        if unknown:
+            liked_rows.append(None), reasons.append(f"liked_items: item '{unknown[0]}' is not in the model's catalog")
+        else:
+            liked_rows.append(list(dict.fromkeys(rows)) or None), reasons.append(None)
     return chunk.with_columns(
         pl.Series("liked_rows", liked_rows, dtype=pl.List(pl.Int64)),
         pl.Series("liked_reason", reasons, dtype=pl.Utf8),

@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.audience import ROW, audience_batches, parse_demographics, parse_liked
+from pipelines.audience import LIKED, ROW, audience_batches, parse_demographics, parse_liked
 from pipelines.errors import InputError
 from pipelines.fileio import (
     check_writable_dir,
@@ -34,6 +34,7 @@ from pipelines.fileio import (
     signals_held,
     storage_errors,
 )
+from pipelines.ids import IdMap, keyed_rules
 from pipelines.recommend import load_bundle
 from pipelines.rules import CampaignRules, apply_item_cap, blocked_items
 from recsys.age_bands import AGE_BAND_LOWER_BOUNDS, AGE_BANDS, age_band_indices
@@ -42,6 +43,7 @@ from recsys.serving import ServingBundle, top_k_from_scores
 from warehouse.batch_results import DEFAULT_RETENTION_DAYS, CampaignRun, committed_runs, replace_campaign
 from warehouse.catalog import current_snapshot, read_items
 from warehouse.connection import connected, warehouse_path
+from warehouse.ids import external_ids_of, has_external_ids
 from warehouse.model_versions import get_version, require_champion
 
 log = logging.getLogger(__name__)
@@ -239,6 +241,8 @@ def batch_score(
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         files.recover_stale(conn)
         chosen = get_version(conn, version) if version is not None else require_champion(conn)
+        rules = keyed_rules(conn, rules)  # the rules' item ids as the source spells them -> keys
+        external = {kind: has_external_ids(conn, kind) for kind in ("user", "item")}
         # The catalog is read only when a rule needs titles or genres (a million items cost seconds).
         items = read_items(conn) if rules.only_items is not None or rules.genres is not None else None
         snapshot = current_snapshot(conn)
@@ -260,9 +264,10 @@ def batch_score(
                     _progress(audience, show_progress) as bar:
                 for chunk in audience_batches(audience, chunk_size):
                     chunk = parse_demographics(chunk)
+                    chunk, item_keys = _source_ids(home, chunk, external, lock_timeout_s)
                     users = histories.load(chunk, scorer)
                     chunk = _classify(_mark_duplicates(chunk, seen_ids), known_index, users)
-                    chunk = _with_likes(chunk, bundle)
+                    chunk = _with_likes(chunk, bundle, item_keys)
                     if chunk.filter(pl.col("kind") == "selfie").height:
                         chunk = _profile_selfies(chunk, selfie_profiler)
                         selfie_ids += chunk.filter(pl.col("from_selfie").fill_null(False))["user_id"].to_list()
@@ -281,8 +286,9 @@ def batch_score(
             summary.n_exact_fallback = scorer.n_exact_fallback
             rejected = pl.concat(rejects) if rejects else pl.DataFrame()
             summary.reject_reasons = dict(rejected.group_by("reason").len().iter_rows()) if rejected.height else {}
+            shown_items = _listed_external_ids(home, files.scratch, lock_timeout_s) if external["item"] else None
             with storage_errors(out.parent):
-                files.stage(out, rejected)
+                files.stage(out, rejected, shown_items)
             fault_point("batch.staged")
             run = CampaignRun(summary.campaign, summary.model_version, summary.k, summary.n_known, summary.n_cold,
                               summary.n_rejected, str(out.resolve()), run_token=files.token,
@@ -353,10 +359,17 @@ class CampaignFiles:
     def staged_rejects(self) -> Path:
         return self._temp("rejects")
 
-    def stage(self, out: Path, rejected: pl.DataFrame) -> None:
-        """The final files, complete, under hidden names beside their targets."""
+    def stage(self, out: Path, rejected: pl.DataFrame, shown_items: pl.DataFrame | None = None) -> None:
+        """The final files, complete, under hidden names beside their targets; ``shown_items``
+        (item_id, external_id) spells the items in the source's ids."""
+        results = pl.scan_parquet(self.scratch)
+        if shown_items is not None:
+            results = results.join(shown_items.lazy(), on="item_id", how="left", maintain_order="left").with_columns(
+                pl.coalesce("external_id", pl.col("item_id").cast(pl.Utf8)).alias("item_id")).drop("external_id")
         if out.suffix.lower() == ".csv":
-            pl.scan_parquet(self.scratch).sink_csv(self.staged_out)
+            results.sink_csv(self.staged_out)
+        elif shown_items is not None:
+            results.sink_parquet(self.staged_out)
         else:
             shutil.copyfile(self.scratch, self.staged_out)
             pl.scan_parquet(self.staged_out).collect_schema()  # fail early on a broken file
@@ -493,9 +506,35 @@ def _classify(chunk: pl.DataFrame, known_index: pl.DataFrame, users: pl.DataFram
     ).sort(ROW)
 
 
-def _with_likes(chunk: pl.DataFrame, bundle: ServingBundle) -> pl.DataFrame:
+def _source_ids(home: Path, chunk: pl.DataFrame, external: dict, lock_timeout_s: float):
+    """For a catalog with string ids (pipelines.ids): the chunk with match_id the user's key (a
+    string id the warehouse lacks is kept apart from every key), and the liked items' id -> key.
+    Reads only this chunk's ids."""
+    if not (external["user"] or external["item"]):
+        return chunk, None
+    liked = {t.strip() for v in chunk[LIKED].drop_nulls().to_list() for t in v.split("|") if t.strip()}
+    with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
+        users = IdMap.for_values(conn, "user", chunk["user_id"].drop_nulls().unique().to_list()) if external["user"] else None
+        items = IdMap.for_values(conn, "item", liked) if external["item"] else None
+    if users is not None:
+        keys = [users.key(u) if u else None for u in chunk["user_id"].to_list()]
+        match = [str(k) if k is not None else (f"external:{u}" if u else None) for u, k in zip(chunk["user_id"].to_list(), keys)]
+        chunk = chunk.with_columns(pl.Series("match_id", match, dtype=pl.Utf8))
+    return chunk, (items.key if items is not None else None)
+
+
+def _listed_external_ids(home: Path, results: Path, lock_timeout_s: float) -> pl.DataFrame:
+    """(item_id, external_id) of the items the campaign's lists hold."""
+    listed = pl.scan_parquet(results).select(pl.col("item_id").unique()).collect()["item_id"].to_list()
+    with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
+        shown = external_ids_of(conn, "item", listed)
+    return pl.DataFrame({"item_id": list(shown), "external_id": list(shown.values())},
+                        schema={"item_id": pl.Int64, "external_id": pl.Utf8})
+
+
+def _with_likes(chunk: pl.DataFrame, bundle: ServingBundle, item_keys=None) -> pl.DataFrame:
     """liked_rows for rows with liked_items; a row whose liked_items cannot be used is rejected."""
-    chunk = parse_liked(chunk, bundle.item_rows)
+    chunk = parse_liked(chunk, bundle.item_rows, item_keys)
     bad = pl.col("liked_reason").is_not_null() & (pl.col("kind") != "rejected")
     return chunk.with_columns(
         pl.when(bad).then(pl.lit("rejected")).otherwise(pl.col("kind")).alias("kind"),

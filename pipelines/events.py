@@ -30,14 +30,16 @@ def merge_events(home: Path, *, lock_timeout_s: float = 30.0, landing: Landing |
         return merge_landing(conn, landing)
 
 
-def erase(home: Path, subject: str, subject_id: str, *, landing: Landing, lock_timeout_s: float = 0.5) -> dict:
+def erase(home: Path, subject: str, subject_id: str, *, landing: Landing, lock_timeout_s: float = 0.5,
+          user_key: int | None = None) -> dict:
     """Forgets a user or a session: at once in the landing, in the warehouse when it is free.
 
     Returns {"subject", "subject_id", "landing_events_deleted", "warehouse": "erased"|"pending", ...}.
     A pending erasure is applied by the next merge (the service retries, and `train` merges
-    before reading), so no later training run learns from the person.
+    before reading), so no later training run learns from the person. A user's ``subject_id`` is
+    their id as the source spells it; ``user_key`` their key when that is a string id.
     """
-    deleted = landing.erase(subject, subject_id)
+    deleted = landing.erase(subject, subject_id, user_key=user_key)
     outcome = {"subject": subject, "subject_id": subject_id, "landing_events_deleted": deleted}
     if not warehouse_path(home).exists():
         return {**outcome, "warehouse": "pending"}

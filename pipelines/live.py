@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -23,6 +23,7 @@ import polars as pl
 
 from pipelines.errors import InputError, StaleModel, UnknownUserId
 from pipelines.events import erase, merge_events
+from pipelines.ids import IdMap, ShownId
 from pipelines.recommend import CatalogIndex, Recommendations, load_bundle, rank
 from pipelines.rules import CampaignRules, blocked_items
 from recsys.age_bands import age_band
@@ -57,18 +58,19 @@ class ErasedUser(InputError):
 
 @dataclass(frozen=True)
 class ListRequest:
-    """Everything a single list can be asked for (the API's body, the CLI's options)."""
+    """Everything a single list can be asked for (the API's body, the CLI's options). Ids are the
+    source's (integers, or a catalog's string ids: pipelines.ids)."""
 
-    user_id: Optional[int] = None
+    user_id: Optional[ShownId] = None
     session_id: Optional[str] = None
     age: Optional[float] = None
     gender: Optional[str] = None
     occupation: Optional[str] = None
-    liked_items: tuple[int, ...] = ()
-    disliked_items: tuple[int, ...] = ()
+    liked_items: tuple[ShownId, ...] = ()
+    disliked_items: tuple[ShownId, ...] = ()
     k: int = 10
-    exclude_items: tuple[int, ...] = ()
-    only_items: Optional[tuple[int, ...]] = None
+    exclude_items: tuple[ShownId, ...] = ()
+    only_items: Optional[tuple[ShownId, ...]] = None
     genres: Optional[tuple[str, ...]] = None
     # From a photo: (age band weights, gender weights), see pipelines.selfie.demographic_weights;
     # used instead of age and gender.
@@ -85,6 +87,8 @@ class Snapshot:
     catalog: CatalogIndex  # titles, years, genres in the bundle's order
     item_index: dict[int, int]  # item id -> row in the bundle
     users: dict[int, tuple]  # user id -> (age, gender, occupation)
+    item_ids: IdMap  # the source's item ids <-> keys (sorted arrays; empty for integer ids)
+    user_ids: IdMap  # the same for users
     seen: dict[int, np.ndarray]  # user id -> bundle rows of items in their warehouse history
     liked: dict[int, np.ndarray]  # user id -> rows they rated at the bundle's item-item "liked" level
     popularity: pl.DataFrame  # item_id, n_interactions: the catalog's order for pickers
@@ -108,6 +112,7 @@ def load_snapshot(home: Path, *, lock_timeout_s: float) -> Snapshot:
         top = conn.sql("SELECT coalesce(max(rating), 1) FROM interactions").fetchall()[0][0]
         watermark = merged_up_to(conn)
         data_snapshot = current_snapshot(conn)
+        item_ids, user_ids = IdMap.read(conn, "item"), IdMap.read(conn, "user")
     bundle = load_bundle(version)
     item_index = {int(i): row for row, i in enumerate(bundle.item_ids)}
     rows = history.with_columns(
@@ -126,7 +131,7 @@ def load_snapshot(home: Path, *, lock_timeout_s: float) -> Snapshot:
     return Snapshot(
         recent=_group_recent(recent),
         version=version, bundle=bundle, items=items, catalog=CatalogIndex.build(bundle.item_ids, items),
-        item_index=item_index, popularity=popularity,
+        item_index=item_index, popularity=popularity, item_ids=item_ids, user_ids=user_ids,
         users={int(u): (a, g, o) for u, a, g, o in users}, seen=seen, liked=liked, top_rating=float(top),
         merged_up_to=int(watermark), data_snapshot=data_snapshot,
     )
@@ -171,7 +176,7 @@ class LiveRecommender:
         self.last_error: Optional[str] = None
         self._stamp: Optional[tuple] = None
         self._warehouse_lock = threading.Lock()  # one DuckDB open at a time in this process
-        self._erased: set[int] = landing.erased_users()
+        self._erased: set[str] = landing.erased_users()  # users' ids as shown (the source's)
 
     # ------------------------------------------------------------------ reload
 
@@ -219,7 +224,25 @@ class LiveRecommender:
 
     # ------------------------------------------------------------------ events
 
+    def keyed_events(self, events: list[Event]) -> list[Event]:
+        """The events with the source's ids replaced by keys (what lands and what the warehouse merges)."""
+        snapshot = self.require_snapshot()
+        keyed = []
+        for number, e in enumerate(events):
+            item = snapshot.item_ids.key(e.item_id)
+            if item is None:
+                raise UnknownItem(f"events[{number}].item_id: item {e.item_id!r} is not in the catalog")
+            user = None
+            if e.user_id is not None:
+                user = snapshot.user_ids.key(e.user_id)
+                if user is None:
+                    raise UnknownUserId(f"events[{number}].user_id: user {e.user_id!r} is not in the warehouse; "
+                                        "send anonymous visitors' events with a session_id")
+            keyed.append(replace(e, item_id=item, user_id=user))
+        return keyed
+
     def validate_events(self, events: list[Event]) -> None:
+        """Events keyed already (see keyed_events)."""
         snapshot = self.require_snapshot()
         for number, e in enumerate(events):
             if e.item_id not in snapshot.item_index:
@@ -228,12 +251,17 @@ class LiveRecommender:
                 raise UnknownUserId(
                     f"events[{number}].user_id: user {e.user_id} is not in the warehouse; "
                     "send anonymous visitors' events with a session_id")
-            if e.user_id is not None and e.user_id in self._erased:
-                raise ErasedUser(f"events[{number}].user_id: user {e.user_id} was erased")
+            if e.user_id is not None and self._is_erased(snapshot, e.user_id):
+                raise ErasedUser(f"events[{number}].user_id: user {snapshot.user_ids.shown(e.user_id)!r} was erased")
 
     def record(self, events: list[Event]) -> list[int]:
+        """Lands the events (ids as the source spells them) by key; returns their landing ids."""
+        events = self.keyed_events(events)
         self.validate_events(events)
         return self.landing.append(events)
+
+    def _is_erased(self, snapshot: Snapshot, key: int) -> bool:
+        return str(snapshot.user_ids.shown(key)) in self._erased
 
     def merge(self, *, lock_timeout_s: float = 0.0):
         """Merges landed events and erasures into the warehouse if it is free; None if not."""
@@ -243,19 +271,30 @@ class LiveRecommender:
             except LockedWarehouse:
                 return None
 
-    def forget(self, subject: str, subject_id: str, *, lock_timeout_s: float = 0.5) -> dict:
-        """Erases a user or a session (see pipelines.events.erase)."""
+    def forget(self, subject: str, subject_id: ShownId, *, lock_timeout_s: float = 0.5) -> dict:
+        """Erases a user (by the source's id) or a session (see pipelines.events.erase)."""
+        key = None
         if subject == "user":
-            self._erased.add(int(subject_id))
+            snapshot = self.snapshot
+            users = snapshot.user_ids if snapshot is not None else IdMap.integers("user")
+            key = users.key(subject_id)
+            if key is None and not users.external:
+                raise users.unknown([subject_id], "user_id")
+            # Erasures are recorded by the id as shown (the source's), so they survive a re-keying ingest.
+            subject_id = str(users.shown(key)) if key is not None else str(subject_id).strip()
+            self._erased.add(subject_id)
         with self._warehouse_lock:
-            return erase(self.home, subject, subject_id, landing=self.landing, lock_timeout_s=lock_timeout_s)
+            return erase(self.home, subject, str(subject_id), landing=self.landing, lock_timeout_s=lock_timeout_s,
+                         user_key=key)
 
     # ------------------------------------------------------------------ catalog
 
-    def item(self, item_id: int) -> dict:
-        found = self.require_snapshot().popularity.filter(pl.col("item_id") == item_id)
+    def item(self, item_id: ShownId) -> dict:
+        snapshot = self.require_snapshot()
+        key = snapshot.item_ids.key(item_id)
+        found = snapshot.popularity.filter(pl.col("item_id") == key) if key is not None else snapshot.popularity.clear()
         if found.height == 0:
-            raise ItemNotFound(f"item {item_id} is not in the catalog")
+            raise ItemNotFound(f"item {item_id!r} is not in the catalog")
         return _item_record(found.row(0, named=True))
 
     def search_items(self, *, search: str | None, genre: str | None, limit: int) -> tuple[list[dict], int]:
@@ -267,37 +306,49 @@ class LiveRecommender:
             frame = frame.filter(pl.col("genres").list.contains(genre))
         return [_item_record(row) for row in frame.head(limit).iter_rows(named=True)], frame.height
 
-    def history(self, user_id: int, limit: int) -> list[dict]:
-        """A known user's latest interactions, newest first: what landed since, then the warehouse's."""
+    def history(self, user_id: ShownId, limit: int) -> tuple[ShownId, list[dict]]:
+        """A known user's id as shown and latest interactions, newest first: what landed since,
+        then the warehouse's."""
         snapshot = self.require_snapshot()
-        if user_id in self._erased:
-            raise ErasedUser(f"user {user_id} was erased")
-        if user_id not in snapshot.users:
-            raise UnknownUserId(f"user {user_id} is not in the warehouse")
+        key = snapshot.user_ids.key(user_id)
+        if key is None and not snapshot.user_ids.external:
+            raise snapshot.user_ids.unknown([user_id], "user_id")
+        shown = snapshot.user_ids.shown(key) if key is not None else user_id
+        if str(shown) in self._erased:
+            raise ErasedUser(f"user {shown!r} was erased")
+        if key not in snapshot.users:
+            raise UnknownUserId(f"user {shown!r} is not in the warehouse")
+        user_id = key
         rows = [(e.item_id, e.type, e.value, e.timestamp) for e in reversed(self.landing.events_of(user_id=user_id))]
         rows += [(item, "rating", rating, ts) for item, rating, ts in snapshot.recent.get(user_id, [])]
         out = []
         for item_id, kind, value, timestamp in rows[:limit]:
             row = snapshot.item_index.get(item_id)
             meta = (snapshot.catalog.titles[row], snapshot.catalog.years[row], snapshot.catalog.genres[row]) if row is not None else (None, None, [])
-            out.append({"item_id": item_id, "title": meta[0], "year": meta[1], "genres": meta[2],
+            out.append({"item_id": snapshot.catalog.shown_id(snapshot.bundle.item_ids, row) if row is not None
+                        else snapshot.item_ids.shown(item_id), "title": meta[0], "year": meta[1], "genres": meta[2],
                         "type": kind, "value": value, "timestamp": timestamp})
-        return out
+        return shown, out
 
     # ------------------------------------------------------------------ lists
 
     def recommend(self, request: ListRequest) -> Recommendations:
         snapshot = self.require_snapshot()
         bundle = snapshot.bundle
+        shown_user = request.user_id
+        if shown_user is not None and str(shown_user).strip() in self._erased:
+            raise ErasedUser(f"user {shown_user!r} was erased")
+        request = self._keyed(snapshot, request)
         for name, ids in (("liked_items", request.liked_items), ("disliked_items", request.disliked_items),
                           ("exclude_items", request.exclude_items)):
             unknown = [i for i in ids if i not in snapshot.item_index]
             if unknown:
-                raise UnknownItem(f"{name}: items not in the catalog: {unknown[:10]}")
+                raise UnknownItem(f"{name}: items not in the catalog: {[snapshot.item_ids.shown(i) for i in unknown[:10]]}")
         landed: list[StoredEvent] = []
         if request.user_id is not None:
-            if request.user_id in self._erased:
-                raise ErasedUser(f"user {request.user_id} was erased")
+            shown_user = snapshot.user_ids.shown(request.user_id)
+            if str(shown_user) in self._erased:
+                raise ErasedUser(f"user {shown_user!r} was erased")
             landed = self.landing.events_of(user_id=request.user_id, after_id=0)
         elif request.session_id is not None:
             landed = self.landing.events_of(session_id=request.session_id)
@@ -308,14 +359,14 @@ class LiveRecommender:
             user = snapshot.users.get(request.user_id)
             if bundle.has_user(request.user_id):
                 vector, known = bundle.vector_for_user(request.user_id), True
-                basis = {"kind": "known_user", "user_id": request.user_id}
+                basis = {"kind": "known_user", "user_id": shown_user}
             elif user is not None:
                 age, gender, occupation = user
                 vector = bundle.vector_for_demographics(age=age, gender=gender, occupation=occupation)
-                basis = {"kind": "demographics", "user_id": request.user_id,
-                         "note": f"user {request.user_id} joined after model v{snapshot.version.version} was trained"}
+                basis = {"kind": "demographics", "user_id": shown_user,
+                         "note": f"user {shown_user} joined after model v{snapshot.version.version} was trained"}
             else:
-                raise UnknownUserId(f"user {request.user_id} is not in the warehouse or model "
+                raise UnknownUserId(f"user {shown_user!r} is not in the warehouse or model "
                                     f"v{snapshot.version.version}; for a new person send age and gender")
         elif request.mixture is not None:
             bands, genders = request.mixture
@@ -343,6 +394,33 @@ class LiveRecommender:
         return rank(bundle, snapshot.catalog, snapshot.version.version, basis, vector, history,
                     k=request.k, known_user=known, blocked=blocked)
 
+    @staticmethod
+    def _keyed(snapshot: Snapshot, request: ListRequest) -> ListRequest:
+        """The request with the source's ids replaced by keys; an id the catalog lacks is named."""
+        items, users = snapshot.item_ids, snapshot.user_ids
+
+        def item_keys(values, name):
+            keys = [items.key(v) for v in values]
+            unknown = [v for v, k in zip(values, keys) if k is None]
+            if unknown:
+                raise UnknownItem(f"{name}: items not in the catalog: {unknown[:10]}") if items.external \
+                    else items.unknown(unknown, name)
+            return tuple(keys)
+
+        user = None
+        if request.user_id is not None:
+            user = users.key(request.user_id)
+            if user is None:
+                if not users.external:
+                    raise users.unknown([request.user_id], "user_id")
+                raise UnknownUserId(f"user {request.user_id!r} is not in the warehouse or model "
+                                    f"v{snapshot.version.version}; for a new person send age and gender")
+        return replace(
+            request, user_id=user, liked_items=item_keys(request.liked_items, "liked_items"),
+            disliked_items=item_keys(request.disliked_items, "disliked_items"),
+            exclude_items=item_keys(request.exclude_items, "exclude_items"),
+            only_items=item_keys(request.only_items, "items") if request.only_items is not None else None)
+
     def _history(self, snapshot: Snapshot, request: ListRequest, landed: list[StoredEvent]):
         index = snapshot.item_index
         liked: dict[int, None] = {}
@@ -368,7 +446,10 @@ class LiveRecommender:
 
 
 def _item_record(row: dict) -> dict:
-    return {k: row[k] for k in ("item_id", "title", "year", "genres", "n_interactions")}
+    record = {k: row[k] for k in ("item_id", "title", "year", "genres", "n_interactions")}
+    if row.get("external_id") is not None:  # the source's id (pipelines.ids)
+        record["item_id"] = row["external_id"]
+    return record
 
 
 class NotReady(WarehouseError):

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.errors import BrokenBundle, InputError, StaleModel, UnknownUserId
+from pipelines.ids import IdMap, ShownId
 from pipelines.schemas import Basis, RecommendationList, RecommendedItem
 from recsys.age_bands import age_band
 from recsys.personalize import History, recommend_with_history, taste_dimensions
@@ -37,7 +38,10 @@ class Recommendations:
     @property
     def items(self) -> pl.DataFrame:
         """rank, item_id, title, year, genres, score, reason, because: for tables."""
-        return pl.DataFrame([asdict(e) for e in self.entries], schema=_ITEM_SCHEMA)
+        schema = dict(_ITEM_SCHEMA)
+        if any(isinstance(e.item_id, str) for e in self.entries):  # a catalog of string ids (pipelines.ids)
+            schema.update(item_id=pl.Utf8, because=pl.List(pl.Utf8))
+        return pl.DataFrame([asdict(e) for e in self.entries], schema=schema)
 
     def to_list(self) -> RecommendationList:
         """The shared JSON shape (pipelines.schemas), as the CLI's --json and the API give it."""
@@ -46,25 +50,36 @@ class Recommendations:
 
 @dataclass(frozen=True)
 class CatalogIndex:
-    """Title, year and genres in the bundle's item order, so a list is built without a join."""
+    """Title, year, genres and the source's id (None: the key is the id) in the bundle's item
+    order, so a list is built without a join."""
 
     titles: list
     years: list
     genres: list
+    external_ids: list | dict | None = None  # None: a catalog of integer ids
 
     @classmethod
     def build(cls, bundle_item_ids: np.ndarray, items: pl.DataFrame) -> "CatalogIndex":
+        external = "external_id" in items.columns and items["external_id"].is_not_null().any()
         aligned = pl.DataFrame({"item_id": bundle_item_ids.astype(np.int64)}).join(
-            items.select("item_id", "title", "year", "genres"), on="item_id", how="left", maintain_order="left")
+            items.select("item_id", "title", "year", "genres", *(["external_id"] if external else [])),
+            on="item_id", how="left", maintain_order="left")
         return cls(aligned["title"].to_list(), aligned["year"].to_list(),
-                   [g if g is not None else [] for g in aligned["genres"].to_list()])
+                   [g if g is not None else [] for g in aligned["genres"].to_list()],
+                   aligned["external_id"].to_list() if external else None)
 
     @classmethod
     def for_rows(cls, bundle_item_ids: np.ndarray, rows: np.ndarray, items: pl.DataFrame) -> "CatalogIndex":
-        """Title, year and genres of the given bundle rows only, looked up by row like the full index."""
+        """Title, year, genres and source id of the given bundle rows only, looked up by row like the full index."""
         part = cls.build(np.asarray(bundle_item_ids[rows]), items)
         rows = [int(r) for r in rows]
-        return cls(dict(zip(rows, part.titles)), dict(zip(rows, part.years)), dict(zip(rows, part.genres)))
+        external = dict(zip(rows, part.external_ids)) if part.external_ids is not None else None
+        return cls(dict(zip(rows, part.titles)), dict(zip(rows, part.years)), dict(zip(rows, part.genres)), external)
+
+    def shown_id(self, bundle_item_ids: np.ndarray, row: int) -> ShownId:
+        """The item's id as the source spells it (its key when the catalog's ids are integers)."""
+        external = self.external_ids[row] if self.external_ids is not None else None
+        return external if external is not None else int(bundle_item_ids[row])
 
 
 def listed_titles(home: Path, bundle: ServingBundle, lock_timeout_s: float):
@@ -103,16 +118,18 @@ def recommend_for_demographics(
 
 
 def recommend_for_user(
-    home: Path, user_id: int, *, k: int = 10, version: int | None = None, lock_timeout_s: float = 30.0
+    home: Path, user_id: ShownId, *, k: int = 10, version: int | None = None, lock_timeout_s: float = 30.0
 ) -> Recommendations:
+    """``user_id`` as the source spells it (an integer, or a string id: pipelines.ids)."""
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = _version(conn, version)
-        user = conn.sql("SELECT age, gender, occupation FROM users WHERE user_id = ?", params=[user_id]).fetchall()
+        key, user_id = _user_key(conn, user_id, "--user-id")
+        user = conn.sql("SELECT age, gender, occupation FROM users WHERE user_id = ?", params=[key]).fetchall()
         seen = conn.sql("SELECT item_id, max(rating) AS rating FROM interactions WHERE user_id = ? GROUP BY item_id",
-                        params=[user_id]).pl()
+                        params=[key]).pl()
     bundle = load_bundle(chosen)
-    if bundle.has_user(user_id):
-        vector = bundle.vector_for_user(user_id)
+    if bundle.has_user(key):
+        vector = bundle.vector_for_user(key)
         basis = {"kind": "known_user", "user_id": user_id, "n_seen": seen.height}
     elif user:
         # In the warehouse but newer than the model: their demographics are what we have.
@@ -122,12 +139,25 @@ def recommend_for_user(
                  "note": f"user {user_id} joined after model v{chosen.version} was trained"}
     else:
         raise UnknownUserId(
-            f"user {user_id} is not in the warehouse or model v{chosen.version}; "
+            f"user {user_id!r} is not in the warehouse or model v{chosen.version}; "
             "for a new person use --age and --gender (or --selfie)"
         )
     seen_rows, liked_rows = _warehouse_history(bundle, seen)
     return rank(bundle, listed_titles(home, bundle, lock_timeout_s), chosen.version, basis, vector,
                 History(liked=liked_rows, seen=seen_rows), k=k, known_user=basis["kind"] == "known_user")
+
+
+def _user_key(conn, user_id: ShownId, option: str) -> tuple[int, ShownId]:
+    """(key, id as shown) of a user id as the source spells it; an id that cannot be one of the
+    catalog's (a string id that is not in it, a word where ids are integers) is named in the error."""
+    users = IdMap.for_values(conn, "user", [user_id])
+    key = users.keys([user_id], option)[0]
+    return key, users.shown(key)
+
+
+def _item_keys(conn, liked, disliked) -> tuple[list[int], list[int], IdMap]:
+    items = IdMap.for_values(conn, "item", [*liked, *disliked])
+    return items.keys(liked, "--liked"), items.keys(disliked, "--disliked"), items
 
 
 def _warehouse_history(bundle: ServingBundle, rated: pl.DataFrame) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -160,9 +190,9 @@ def recommend_with_items(
     age: float | None,
     gender: str | None,
     occupation: str | None = None,
-    liked: tuple[int, ...] | list[int] = (),
-    disliked: tuple[int, ...] | list[int] = (),
-    user_id: int | None = None,
+    liked: tuple[ShownId, ...] | list[ShownId] = (),
+    disliked: tuple[ShownId, ...] | list[ShownId] = (),
+    user_id: ShownId | None = None,
     k: int = 10,
     version: int | None = None,
     lock_timeout_s: float = 30.0,
@@ -173,34 +203,38 @@ def recommend_with_items(
     warehouse (rated at or above the model's threshold), plus ``liked``; their rated items are
     never returned. Otherwise the list starts from demographics. Each item says why it is
     there (``reason``: personal_history, demographic or liked_items) and, for liked_items,
-    ``because``: the liked item ids that brought it in.
+    ``because``: the liked item ids that brought it in. Ids are the source's (pipelines.ids).
     """
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = _version(conn, version)
+        liked_keys, disliked_keys, items = _item_keys(conn, liked, disliked)
         rated = pl.DataFrame(schema={"item_id": pl.Int64, "rating": pl.Float64})
         user = []
+        key = None
         if user_id is not None:
-            user = conn.sql("SELECT age, gender, occupation FROM users WHERE user_id = ?", params=[user_id]).fetchall()
+            key, user_id = _user_key(conn, user_id, "--user-id")
+            user = conn.sql("SELECT age, gender, occupation FROM users WHERE user_id = ?", params=[key]).fetchall()
             rated = conn.sql(
                 "SELECT item_id, max(rating) AS rating FROM interactions WHERE user_id = ? GROUP BY item_id",
-                params=[user_id],
+                params=[key],
             ).pl()
     bundle = load_bundle(chosen)
-    liked_index = _catalog_positions(bundle, liked, "--liked")
-    disliked_index = _catalog_positions(bundle, disliked, "--disliked")
+    liked_index = _catalog_positions(bundle, liked_keys, "--liked", items)
+    disliked_index = _catalog_positions(bundle, disliked_keys, "--disliked", items)
     both = set(liked_index.tolist()) & set(disliked_index.tolist())
     if both:
-        raise InputError(f"items {sorted(int(bundle.item_ids[i]) for i in both)} are both liked and disliked; give each once")
-    known = user_id is not None and bundle.has_user(user_id)
+        shown = sorted((items.shown(int(bundle.item_ids[i])) for i in both), key=str)
+        raise InputError(f"items {shown} are both liked and disliked; give each once")
+    known = key is not None and bundle.has_user(key)
     if user_id is not None and not known and not user:
         raise UnknownUserId(
-            f"user {user_id} is not in the warehouse or model v{chosen.version}; "
+            f"user {user_id!r} is not in the warehouse or model v{chosen.version}; "
             "for a new person use --age and --gender (or --selfie)"
         )
     seen, history_liked = _warehouse_history(bundle, rated)
     all_liked = tuple(dict.fromkeys(history_liked + tuple(liked_index.tolist())))  # warehouse first, then new
     if known:
-        vector = bundle.vector_for_user(user_id)
+        vector = bundle.vector_for_user(key)
         basis = {"kind": "known_user", "user_id": user_id}
     else:
         if user:
@@ -216,14 +250,15 @@ def recommend_with_items(
                 k=k, known_user=known)
 
 
-def _catalog_positions(bundle: ServingBundle, item_ids, option: str) -> np.ndarray:
-    unknown = [int(i) for i in item_ids if not np.isin(int(i), bundle.item_ids)]
+def _catalog_positions(bundle: ServingBundle, keys: list[int], option: str, items: IdMap) -> np.ndarray:
+    rows = bundle.item_rows(keys) if keys else np.zeros(0, dtype=np.int64)
+    unknown = [items.shown(k) for k, row in zip(keys, rows.tolist()) if row < 0]
     if unknown:
         raise InputError(
             f"{option}: item ids {unknown[:5]} are not in the catalog of model v{bundle.version}; "
             "use item ids from `python cli.py stats` or the catalog you ingested"
         )
-    return bundle.item_index(list(dict.fromkeys(int(i) for i in item_ids)))
+    return bundle.item_index(list(dict.fromkeys(keys)))
 
 
 def require_model(home: Path, version: int | None, *, lock_timeout_s: float) -> ModelVersion:
@@ -280,13 +315,13 @@ def rank(
         taste_dims=taste_dimensions(bundle.manifest, bundle.item_vectors.shape[1]), blocked=blocked,
         item_item=bundle.item_item,
     )
-    if callable(catalog):
-        catalog = catalog(ranked.indices)
+    if callable(catalog):  # the listed items and the liked items behind them
+        catalog = catalog(np.unique(np.concatenate([ranked.indices, *[np.asarray(b, np.int64) for b in ranked.because]])))
     ids = bundle.item_ids
     entries = [
-        RecommendedItem(rank=rank_, item_id=int(ids[row]), title=catalog.titles[row], year=catalog.years[row],
+        RecommendedItem(rank=rank_, item_id=catalog.shown_id(ids, row), title=catalog.titles[row], year=catalog.years[row],
                         genres=catalog.genres[row], score=float(score), reason=reason,
-                        because=[int(ids[b]) for b in because])
+                        because=[catalog.shown_id(ids, b) for b in because])
         for rank_, (row, score, reason, because) in enumerate(
             zip(ranked.indices.tolist(), ranked.scores.tolist(), ranked.reasons, ranked.because), start=1)
     ]

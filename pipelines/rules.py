@@ -12,8 +12,9 @@ from pipelines.errors import InputError
 
 @dataclass(frozen=True)
 class CampaignRules:
-    exclude_items: frozenset[int] = field(default_factory=frozenset)  # never recommend these
-    only_items: frozenset[int] | None = None  # recommend only from these (None: whole catalog)
+    # Item ids: keys once pipelines.ids.keyed_rules has read the ids as the source spells them.
+    exclude_items: frozenset = field(default_factory=frozenset)  # never recommend these
+    only_items: frozenset | None = None  # recommend only from these (None: whole catalog)
     genres: frozenset[str] | None = None  # recommend only items with one of these genres
     max_per_item: int | None = None  # an item appears in at most this many lists
 

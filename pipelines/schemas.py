@@ -3,20 +3,25 @@
 Plain dataclasses, so the CLI's serving path does not pay for pydantic's import; the HTTP
 service hands the same classes to FastAPI as response models (pydantic reads dataclasses),
 so its OpenAPI schema documents exactly what the CLI's `--json` prints.
+
+Ids (``item_id``, ``because``, ``basis.user_id``) are the source's: integers for a catalog whose
+ids are integers (as they always were), strings for one whose ids are not (SKUs, UUIDs; see
+pipelines.ids). The schema says ``integer | string``; one catalog always gives one of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 Reason = Literal["personal_history", "demographic", "liked_items"]
+Id = Union[int, str]  # the source's id: an integer, or a string id (a SKU, a UUID)
 
 
 @dataclass
 class RecommendedItem:
     rank: int
-    item_id: int
+    item_id: Id
     title: str
     year: Optional[int]
     genres: list[str]
@@ -24,7 +29,7 @@ class RecommendedItem:
     # Why the item is in the list: the person's own history, people of their age band and
     # gender, or items they liked (listed in `because`).
     reason: Reason
-    because: list[int] = field(default_factory=list)
+    because: list[Id] = field(default_factory=list)
 
 
 @dataclass
@@ -32,7 +37,7 @@ class Basis:
     """Who the list is for and what it was computed from."""
 
     kind: Literal["known_user", "demographics", "session"]
-    user_id: Optional[int] = None
+    user_id: Optional[Id] = None
     session_id: Optional[str] = None
     age_band: Optional[str] = None
     gender: Optional[str] = None

@@ -34,7 +34,9 @@ from pipelines.audience import ROW, match_key, parse_demographics
 from pipelines.batch_score import CAP_SLACK, RETRIEVALS, _candidates, _classify, _rows, _Scorer, _seen_matrix
 from pipelines.errors import InputError
 from pipelines.recommend import load_bundle
+from pipelines.ids import keyed_rules
 from pipelines.rules import CampaignRules, blocked_items
+from warehouse.ids import has_external_ids
 from recsys.serving import ServingBundle
 from warehouse.catalog import read_items
 from warehouse.connection import connected
@@ -99,6 +101,10 @@ def spark_batch_score(
     spark = spark or spark_session(master)
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = get_version(conn, version) if version is not None else require_champion(conn)
+        if has_external_ids(conn, "user") or has_external_ids(conn, "item"):
+            raise InputError("this catalog has string ids (SKUs, UUIDs), which --engine spark does not read yet; "
+                             "run the campaign without --engine spark")
+        rules = keyed_rules(conn, rules)
         items = read_items(conn) if rules.only_items is not None or rules.genres is not None else None
         staged = _export_histories(conn, staging or f"{out.rstrip('/')}_staging")
     bundle = load_bundle(chosen)

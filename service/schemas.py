@@ -5,13 +5,19 @@ What it returns is defined once, in pipelines.schemas, and shared with the CLI's
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from warehouse.landing import EVENT_TYPES
 
-Id = Annotated[int, Field(ge=-(2**63), le=2**63 - 1, description="A catalog or user id.")]
+# A user or item id as the catalog's source spells it: an integer (42; "042" and "42.0" are 42 too),
+# or, for a catalog whose ids are not integers, the string id (a SKU, a UUID). See pipelines.ids.
+Id = Annotated[
+    Union[Annotated[int, Field(ge=-(2**63), le=2**63 - 1)], Annotated[str, Field(min_length=1, max_length=256)]],
+    Field(description="A user or item id as the catalog spells it: an integer, or a string id (a SKU, a UUID)."),
+]
+ShownId = Union[int, str]  # an id in a response: an integer, or the catalog's string id
 SessionId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
                                  description="An opaque id the page keeps for an anonymous visitor.")]
 Age = Annotated[float, Field(ge=0, le=120, allow_inf_nan=False, description="Years (or a MovieLens 1M age code).")]
@@ -84,7 +90,7 @@ class EventsAccepted(BaseModel):
 
 
 class ItemOut(BaseModel):
-    item_id: int
+    item_id: ShownId
     title: str
     year: Optional[int] = None
     genres: list[str]
@@ -141,7 +147,7 @@ class ReloadOut(BaseModel):
 
 
 class HistoryEntry(BaseModel):
-    item_id: int
+    item_id: ShownId
     title: Optional[str]
     year: Optional[int] = None
     genres: list[str]
@@ -151,5 +157,5 @@ class HistoryEntry(BaseModel):
 
 
 class HistoryOut(BaseModel):
-    user_id: int
+    user_id: ShownId
     items: list[HistoryEntry]

@@ -20,6 +20,7 @@ import duckdb
 import polars as pl
 
 from warehouse.connection import transaction
+from warehouse.ids import has_external_ids
 from warehouse.landing import Landing
 
 _CHUNK = 200_000
@@ -84,11 +85,18 @@ def merge_landing(conn: duckdb.DuckDBPyConnection, landing: Landing, *, keep_lan
 
 def _erase(conn: duckdb.DuckDBPyConnection, subject: str, subject_id: str, requested_at: float) -> dict:
     if subject == "user":
-        user_id = int(subject_id)
-        n_events = _delete(conn, "DELETE FROM events WHERE user_id = ?", user_id)
-        n_interactions = _delete(conn, "DELETE FROM interactions WHERE user_id = ?", user_id)
-        n_batch = _delete(conn, "DELETE FROM batch_results WHERE user_id = ?", str(user_id))
-        _delete(conn, "DELETE FROM users WHERE user_id = ?", user_id)
+        # subject_id is the user's id as the source spells it: a string id (users.external_id) or the key.
+        found = conn.execute("SELECT user_id FROM users WHERE external_id = ?", [subject_id]).fetchall()
+        user_id = found[0][0] if found else (
+            int(subject_id) if subject_id.lstrip("+-").isdigit() and not has_external_ids(conn, "user") else None)
+        n_events = n_interactions = 0
+        if user_id is not None:
+            n_events = _delete(conn, "DELETE FROM events WHERE user_id = ?", user_id)
+            n_interactions = _delete(conn, "DELETE FROM interactions WHERE user_id = ?", user_id)
+            _delete(conn, "DELETE FROM users WHERE user_id = ?", user_id)
+        # batch_results keep the audience's id: the source's string id, or the integer.
+        n_batch = _delete(conn, "DELETE FROM batch_results WHERE user_id = ?",
+                          subject_id if found or user_id is None else str(user_id))
     else:
         n_events = _delete(conn, "DELETE FROM events WHERE session_id = ?", subject_id)
         n_interactions = n_batch = 0

@@ -153,14 +153,21 @@ class Landing:
             ).fetchall()
         return [StoredEvent(*row) for row in rows]
 
-    def erase(self, subject: str, subject_id: str) -> int:
-        """Deletes the subject's landed events and queues the erasure for the warehouse."""
+    def erase(self, subject: str, subject_id: str, *, user_key: Optional[int] = None) -> int:
+        """Deletes the subject's landed events and queues the erasure for the warehouse.
+
+        A user's ``subject_id`` is their id as the source spells it; events land by key, so a
+        string id comes with its ``user_key`` (None and not an integer: no landed events).
+        """
         column = "user_id" if subject == "user" else "session_id"
-        key = int(subject_id) if subject == "user" else subject_id
+        if subject == "user":
+            key = user_key if user_key is not None else (int(subject_id) if subject_id.strip().lstrip("+-").isdigit() else None)
+        else:
+            key = subject_id
         with self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                deleted = conn.execute(f"DELETE FROM events WHERE {column} = ?", (key,)).rowcount
+                deleted = conn.execute(f"DELETE FROM events WHERE {column} = ?", (key,)).rowcount if key is not None else 0
                 conn.execute("INSERT INTO erasures (subject, subject_id, requested_at) VALUES (?, ?, ?)",
                              (subject, str(subject_id), time.time()))
                 conn.execute("COMMIT")
@@ -174,10 +181,11 @@ class Landing:
             return conn.execute(
                 "SELECT erasure_id, subject, subject_id, requested_at FROM erasures ORDER BY erasure_id").fetchall()
 
-    def erased_users(self) -> set[int]:
+    def erased_users(self) -> set[str]:
+        """Ids (as the source spells them) of users whose erasure the warehouse has not applied yet."""
         with self._connection() as conn:
             rows = conn.execute("SELECT subject_id FROM erasures WHERE subject = 'user'").fetchall()
-        return {int(r[0]) for r in rows}
+        return {str(r[0]) for r in rows}
 
     def forget_erasures(self, erasure_ids: list[int]) -> None:
         """Drops erasure requests once the warehouse has applied (and audited) them."""

@@ -168,6 +168,21 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE UNIQUE INDEX items_by_external_id ON items(external_id);
         """,
     ),
+    (
+        "batch_results_by_user_external_ids",
+        """
+        -- batch_results keep the audience's id as given (a catalog's string id, or the integer)
+        -- and the item's key. The view adds the item's source id (NULL: the key is the id), and
+        -- finds the user's key through users.external_id when the catalog's user ids are strings.
+        CREATE OR REPLACE VIEW batch_results_by_user AS
+            SELECT b.*,
+                   CASE WHEN EXISTS (SELECT 1 FROM users WHERE external_id IS NOT NULL)
+                        THEN (SELECT u.user_id FROM users u WHERE u.external_id = b.user_id)
+                        ELSE TRY_CAST(b.user_id AS BIGINT) END AS known_user_id,
+                   i.external_id AS item_external_id
+            FROM batch_results b LEFT JOIN items i ON i.item_id = b.item_id;
+        """,
+    ),
 )
 
 

@@ -38,7 +38,7 @@ def _erasure(outcome: dict) -> JSONResponse:
 async def erase_user(user_id: Annotated[Id, Path()], _: AdminDep, live: LiveDep):
     """Erase a user's events, interactions and batch results (audited in the `erasures` table);
     the next `train` cannot learn from them, and this service stops serving their list."""
-    return _erasure(await run_in_threadpool(live.forget, "user", str(user_id)))
+    return _erasure(await run_in_threadpool(live.forget, "user", user_id))
 
 
 @router.delete("/sessions/{session_id}", response_model=ErasureOut, responses={**ERROR_RESPONSES, 202: {"model": ErasureOut}})

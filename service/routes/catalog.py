@@ -47,4 +47,5 @@ def champion(live: LiveDep):
 def user_history(user_id: Annotated[Id, Path()], live: LiveDep,
                  limit: Annotated[int, Query(ge=1, le=50)] = 10):
     """A known user's latest interactions, newest first (for a returning customer's page)."""
-    return HistoryOut(user_id=user_id, items=live.history(user_id, limit))
+    shown, items = live.history(user_id, limit)
+    return HistoryOut(user_id=shown, items=items)

@@ -39,5 +39,5 @@ def test_erase_deletes_and_queues(tmp_path):
     landing.append([Event(item_id=1, type="like", user_id=7), Event(item_id=2, type="like", user_id=8)])
     assert landing.erase("user", "7") == 1
     assert [e.user_id for e in landing.events_after(0)] == [8]
-    assert landing.erased_users() == {7}
+    assert landing.erased_users() == {"7"}
     assert [(s, i) for _, s, i, _ in landing.pending_erasures()] == [("user", "7")]
