@@ -7,6 +7,13 @@ Entry point: ``train_and_evaluate(data, cfg)``. The steps, each its own function
    same model, no refit: the item-item part folds them in);
 2. warm: fit on every user's earlier 80% of ratings, recommend (seen items removed);
 3. optionally refit on all the data: the model that gets exported.
+
+What keeps a step's cost and the memory flat as users and items grow: batches stream from
+per-example indices (``recsys.training_data``), the optimizer updates only the embedding rows
+a batch used (``recsys.optimizers.LazyAdam``), evaluation scores a block of users at a time
+and judges at most ``max_judged_users`` per protocol, and the item-item part is a sparse
+top-width table (``recsys.item_item.cosine_table``); EASE, whose inverse is cubic in the
+catalog, is left out past ``item_item.ease_max_items``.
 """
 
 from __future__ import annotations
@@ -37,7 +44,6 @@ from recsys.evaluate import (
     per_user_frame,
 )
 from recsys.features import (
-    UNKNOWN,
     UNKNOWN_ID,
     Vocabularies,
     build_vocabularies,
