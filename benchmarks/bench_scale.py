@@ -320,6 +320,7 @@ def main() -> None:
                         help="only write a synthetic bundle for --sizes (one size) into HOME and record it as champion")
     args = parser.parse_args()
     sizes = [SIZES[s.strip()] for s in args.sizes.split(",") if s.strip()]
+    args.work = args.work.resolve()  # the home records its bundle's path; a relative one would not resolve
     if args.synthetic_bundle:
         version = write_synthetic_bundle(args.synthetic_bundle, sizes[0])
         print(json.dumps({"version": version}))
