@@ -38,6 +38,14 @@ def test_id_lookups_by_binary_search_handle_unsorted_and_missing_ids():
         bundle.item_index([10, 99])
 
 
+@pytest.mark.parametrize("ids", [[5, 6, 7, 8], [5, 6, 8, 9]])  # without gaps: rows by subtraction; with one: by search
+def test_id_lookups_are_the_same_with_and_without_gaps(ids):
+    lookup = serving._SortedIds(np.array(ids, dtype=np.int64))
+    assert lookup.contiguous == (ids == [5, 6, 7, 8])
+    wanted = [4, 5, 6, 7, 8, 9, 10, -5]
+    assert lookup.rows(wanted).tolist() == [ids.index(w) if w in ids else -1 for w in wanted]
+
+
 def test_score_blocks_are_bounded_in_bytes_not_rows():
     assert block_rows(1_000_000) == 67  # 256 MiB / (4 bytes x 1M items)
     assert block_rows(100_000) == 671
