@@ -96,6 +96,16 @@ def test_ann_lists_agree_with_exact_and_never_hold_seen_or_blocked_items():
     np.testing.assert_allclose(lists["ann"][1][same], lists["exact"][1][same], rtol=1e-5)
 
 
+def test_seen_candidates_are_masked_by_row_with_padding_and_item_zero():
+    scorer = _Scorer(_clustered_bundle(n_items=5, n_users=3), np.zeros(5, dtype=bool), width=2, retrieval="exact")
+    # history rows: 0 saw items 0 and 4, 1 saw nothing, 2 saw items 1 and 2
+    scorer.use_histories((np.array([0, 2, 2, 4]), np.array([0, 4, 1, 2])))
+    candidates = np.array([[-1, 0, 2, 4], [0, 1, 3, 4], [-1, -1, 0, 1], [0, 1, 2, 3]])  # sorted within rows
+    mask = scorer._seen_mask(np.array([0, 2, 1, -1]), candidates)  # the last row has no history
+    assert mask.tolist() == [[False, True, False, True], [False, True, False, False],
+                             [False, False, False, False], [False, False, False, False]]
+
+
 def test_ann_hands_rows_it_cannot_fill_to_the_exact_path():
     bundle = _clustered_bundle(n_items=2_000, n_users=4)
     blocked = np.ones(len(bundle.item_ids), dtype=bool)
