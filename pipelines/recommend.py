@@ -2,7 +2,8 @@
 either with items they just liked or disliked (``recommend_with_items``).
 
 This is the serving path: it reads the exported bundle with numpy and the warehouse with
-DuckDB, and never imports TensorFlow or MLflow.
+DuckDB, and never imports TensorFlow or MLflow; polars only for tables (``Recommendations.items``,
+a service's whole-catalog index), so a one-off `recommend --json` does not pay for its import.
 """
 
 from __future__ import annotations
@@ -12,20 +13,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
 from pipelines.errors import BrokenBundle, InputError, StaleModel, UnknownUserId
 from pipelines.schemas import Basis, RecommendationList, RecommendedItem
 from recsys.age_bands import age_band
 from recsys.personalize import History, recommend_with_history, taste_dimensions
 from recsys.serving import InvalidBundle, ServingBundle
-from warehouse.catalog import read_items_by_id
 from warehouse.connection import connected
+from warehouse.lookups import UserRatings, items_by_id, user_ratings
 from warehouse.model_versions import ModelVersion, get_version, require_champion
-
-
-_ITEM_SCHEMA = {"rank": pl.Int64, "item_id": pl.Int64, "title": pl.Utf8, "year": pl.Int32, "genres": pl.List(pl.Utf8),
-                "score": pl.Float64, "reason": pl.Utf8, "because": pl.List(pl.Int64)}
 
 
 @dataclass(frozen=True)
@@ -35,9 +31,13 @@ class Recommendations:
     entries: list[RecommendedItem]  # best first
 
     @property
-    def items(self) -> pl.DataFrame:
+    def items(self) -> "pl.DataFrame":
         """rank, item_id, title, year, genres, score, reason, because: for tables."""
-        return pl.DataFrame([asdict(e) for e in self.entries], schema=_ITEM_SCHEMA)
+        import polars as pl
+
+        schema = {"rank": pl.Int64, "item_id": pl.Int64, "title": pl.Utf8, "year": pl.Int32, "genres": pl.List(pl.Utf8),
+                  "score": pl.Float64, "reason": pl.Utf8, "because": pl.List(pl.Int64)}
+        return pl.DataFrame([asdict(e) for e in self.entries], schema=schema)
 
     def to_list(self) -> RecommendationList:
         """The shared JSON shape (pipelines.schemas), as the CLI's --json and the API give it."""
@@ -53,18 +53,21 @@ class CatalogIndex:
     genres: list
 
     @classmethod
-    def build(cls, bundle_item_ids: np.ndarray, items: pl.DataFrame) -> "CatalogIndex":
+    def build(cls, bundle_item_ids: np.ndarray, items: "pl.DataFrame") -> "CatalogIndex":
+        import polars as pl
+
         aligned = pl.DataFrame({"item_id": bundle_item_ids.astype(np.int64)}).join(
             items.select("item_id", "title", "year", "genres"), on="item_id", how="left", maintain_order="left")
         return cls(aligned["title"].to_list(), aligned["year"].to_list(),
                    [g if g is not None else [] for g in aligned["genres"].to_list()])
 
     @classmethod
-    def for_rows(cls, bundle_item_ids: np.ndarray, rows: np.ndarray, items: pl.DataFrame) -> "CatalogIndex":
-        """Title, year and genres of the given bundle rows only, looked up by row like the full index."""
-        part = cls.build(np.asarray(bundle_item_ids[rows]), items)
-        rows = [int(r) for r in rows]
-        return cls(dict(zip(rows, part.titles)), dict(zip(rows, part.years)), dict(zip(rows, part.genres)))
+    def for_rows(cls, bundle_item_ids: np.ndarray, rows: np.ndarray, items: dict) -> "CatalogIndex":
+        """Title, year and genres of the given bundle rows only (``items``: item id -> ItemInfo from
+        warehouse.lookups), looked up by row like the full index; items the catalog lacks have none."""
+        info = {int(r): items.get(int(bundle_item_ids[r])) for r in rows}
+        return cls({r: i and i.title for r, i in info.items()}, {r: i and i.year for r, i in info.items()},
+                   {r: i.genres if i else [] for r, i in info.items()})
 
 
 def listed_titles(home: Path, bundle: ServingBundle, lock_timeout_s: float):
@@ -73,7 +76,7 @@ def listed_titles(home: Path, bundle: ServingBundle, lock_timeout_s: float):
 
     def catalog(rows: np.ndarray) -> CatalogIndex:
         with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
-            return CatalogIndex.for_rows(bundle.item_ids, rows, read_items_by_id(conn, bundle.item_ids[rows].tolist()))
+            return CatalogIndex.for_rows(bundle.item_ids, rows, items_by_id(conn, bundle.item_ids[rows].tolist()))
 
     return catalog
 
@@ -108,17 +111,16 @@ def recommend_for_user(
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = _version(conn, version)
         user = conn.sql("SELECT age, gender, occupation FROM users WHERE user_id = ?", params=[user_id]).fetchall()
-        seen = conn.sql("SELECT item_id, max(rating) AS rating FROM interactions WHERE user_id = ? GROUP BY item_id",
-                        params=[user_id]).pl()
+        seen = user_ratings(conn, user_id)
     bundle = load_bundle(chosen)
     if bundle.has_user(user_id):
         vector = bundle.vector_for_user(user_id)
-        basis = {"kind": "known_user", "user_id": user_id, "n_seen": seen.height}
+        basis = {"kind": "known_user", "user_id": user_id, "n_seen": len(seen)}
     elif user:
         # In the warehouse but newer than the model: their demographics are what we have.
         age, gender, occupation = user[0]
         vector = bundle.vector_for_demographics(age=age, gender=gender, occupation=occupation)
-        basis = {"kind": "demographics", "user_id": user_id, "n_seen": seen.height,
+        basis = {"kind": "demographics", "user_id": user_id, "n_seen": len(seen),
                  "note": f"user {user_id} joined after model v{chosen.version} was trained"}
     else:
         raise UnknownUserId(
@@ -130,19 +132,20 @@ def recommend_for_user(
                 History(liked=liked_rows, seen=seen_rows), k=k, known_user=basis["kind"] == "known_user")
 
 
-def _warehouse_history(bundle: ServingBundle, rated: pl.DataFrame) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(seen, liked) bundle rows from a user's warehouse ratings (columns item_id, rating).
+def _warehouse_history(bundle: ServingBundle, rated: UserRatings) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(seen, liked) bundle rows from a user's warehouse ratings; items the bundle lacks are left out.
 
     Liked means rated at or above the bundle's item-item threshold; bundles without an
     item-item part use no likes from history (their user vector already holds it).
     """
-    rated = rated.filter(pl.col("item_id").is_in(bundle.item_ids.tolist()))
-    seen = tuple(bundle.item_index(rated["item_id"].to_list()).tolist())
+    rows = bundle.item_rows(rated.item_ids)  # binary search: no set of a million catalog ids
+    inside = rows >= 0
+    seen = tuple(rows[inside].tolist())
     if bundle.item_item is None:
         return seen, ()
     threshold = bundle.item_item.min_rating
-    kept = rated if threshold is None else rated.filter(pl.col("rating") >= threshold)
-    return seen, tuple(bundle.item_index(kept["item_id"].to_list()).tolist())
+    kept = inside if threshold is None else inside & (rated.ratings >= threshold)
+    return seen, tuple(rows[kept].tolist())
 
 
 def _known_occupation(bundle: ServingBundle, occupation: str | None, version: int) -> str:
@@ -177,14 +180,11 @@ def recommend_with_items(
     """
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = _version(conn, version)
-        rated = pl.DataFrame(schema={"item_id": pl.Int64, "rating": pl.Float64})
+        rated = UserRatings(np.zeros(0, np.int64), np.zeros(0, np.float64))
         user = []
         if user_id is not None:
             user = conn.sql("SELECT age, gender, occupation FROM users WHERE user_id = ?", params=[user_id]).fetchall()
-            rated = conn.sql(
-                "SELECT item_id, max(rating) AS rating FROM interactions WHERE user_id = ? GROUP BY item_id",
-                params=[user_id],
-            ).pl()
+            rated = user_ratings(conn, user_id)
     bundle = load_bundle(chosen)
     liked_index = _catalog_positions(bundle, liked, "--liked")
     disliked_index = _catalog_positions(bundle, disliked, "--disliked")
@@ -211,13 +211,13 @@ def recommend_with_items(
         if user_id is not None:
             basis["user_id"] = user_id
     history = History(liked=all_liked, disliked=tuple(disliked_index.tolist()), seen=seen)
-    basis.update(n_liked=len(all_liked), n_disliked=len(history.disliked), n_seen=rated.height)
+    basis.update(n_liked=len(all_liked), n_disliked=len(history.disliked), n_seen=len(rated))
     return rank(bundle, listed_titles(home, bundle, lock_timeout_s), chosen.version, basis, vector, history,
                 k=k, known_user=known)
 
 
 def _catalog_positions(bundle: ServingBundle, item_ids, option: str) -> np.ndarray:
-    unknown = [int(i) for i in item_ids if not np.isin(int(i), bundle.item_ids)]
+    unknown = [int(i) for i, row in zip(item_ids, bundle.item_rows([int(i) for i in item_ids])) if row < 0]
     if unknown:
         raise InputError(
             f"{option}: item ids {unknown[:5]} are not in the catalog of model v{bundle.version}; "
