@@ -59,6 +59,17 @@ def test_a_single_list_matches_a_full_sort_ties_to_the_lower_index():
     assert ranked.indices.tolist() == [1, 4, 3]  # 2 is seen; 1 and 4 tie and keep item order
 
 
+@pytest.mark.parametrize("n_items", [100, 5_000])  # the small path and the large catalog's block bound
+def test_a_single_list_matches_a_full_sort_at_any_size(n_items):
+    rng = np.random.default_rng(n_items)
+    items = np.round(rng.normal(size=(n_items, 2)), 1).astype(np.float32)  # many tied scores
+    vector = np.array([1.0, 0.5], np.float32)
+    seen = tuple(rng.choice(n_items, n_items // 3, replace=False).tolist())
+    ranked = recommend_with_history(items, vector, History(seen=seen), k=10, known_user=True)
+    scores = np.where(np.isin(np.arange(n_items), seen), -np.inf, items @ vector)
+    assert ranked.indices.tolist() == np.argsort(-scores, kind="stable")[:10].tolist()
+
+
 def _clustered_bundle(n_items=3_000, n_users=300, dim=8, seed=0) -> ServingBundle:
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((30, dim)).astype(np.float32)
