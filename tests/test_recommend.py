@@ -67,7 +67,8 @@ def test_recommend_imports_neither_tensorflow_nor_mlflow(tmp_path):
 
 
 @pytest.mark.parametrize("who", [["--user-id", "1"], ["--age", "30", "--gender", "F"], ["--age", "30", "--liked", "12"]])
-def test_recommend_json_imports_neither_polars_nor_pyarrow(tmp_path, who):
+@pytest.mark.parametrize("output", [["--json"], []])
+def test_recommend_imports_neither_polars_nor_pyarrow(tmp_path, who, output):
     # A fresh `recommend` answers in a fraction of a second; these two imports alone cost ~0.2 s.
     home = make_home(tmp_path)
-    assert heavy_modules_after(["recommend", *who, "--json", "--home", str(home)], ("polars", "pyarrow")) == []
+    assert heavy_modules_after(["recommend", *who, *output, "--home", str(home)], ("polars", "pyarrow")) == []
