@@ -461,12 +461,15 @@ class _AudienceHistories:
 
 def _seen_matrix(bundle: ServingBundle, interactions: pl.DataFrame, n_users: int) -> tuple[np.ndarray, np.ndarray]:
     """Bundle item indices each history row has interacted with, as CSR over history rows."""
-    rows = bundle.item_rows(interactions["item_id"].to_numpy())
-    pairs = (pl.DataFrame({"history_row": interactions["history_row"].cast(pl.Int64), "col": rows})
-             .filter(pl.col("col") >= 0).unique().sort("history_row", "col"))
+    cols = bundle.item_rows(interactions["item_id"].to_numpy())
+    users = interactions["history_row"].to_numpy().astype(np.int64)
+    inside = cols >= 0
+    n_items = max(len(bundle.item_ids), 1)
+    # One sort of (row, item) keys: ordered by row, then item, each pair once.
+    keys = np.unique(users[inside] * n_items + cols[inside])
     indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pairs["history_row"].to_numpy(), minlength=n_users), out=indptr[1:])
-    return indptr, pairs["col"].to_numpy().astype(np.int64)
+    np.cumsum(np.bincount(keys // n_items, minlength=n_users), out=indptr[1:])
+    return indptr, keys % n_items
 
 
 def _mark_duplicates(chunk: pl.DataFrame, seen_ids: set[str]) -> pl.DataFrame:
