@@ -159,3 +159,13 @@ def test_a_new_ingest_during_a_campaign_stops_it(tmp_path, monkeypatch):
         batch_score(home, tmp_path / "a.csv", tmp_path / "out.parquet", k=2, campaign=None, version=None,
                     rules=CampaignRules(), show_progress=False, lock_timeout_s=5)
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_ann_scans_a_share_of_a_large_index_clusters():
+    from recsys.ann import build_index, default_nprobe
+
+    assert default_nprobe(100) == 32 and default_nprobe(2_048) == 32  # 1/64 of 2,048 is 32
+    assert default_nprobe(4_000) == 63  # a 1M-item catalog: 63 of 4,000 clusters
+    assert default_nprobe(10) == 10  # never more clusters than there are
+    index = build_index(_clustered_bundle(n_items=3_000).item_vectors)
+    assert index.nprobe == min(32, index._index.nlist)
