@@ -19,7 +19,11 @@ from typing import Iterable, Union
 
 import duckdb
 import numpy as np
-import polars as pl
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # polars is imported where a table is built, not on the one-person path
+    import polars as pl
 
 from pipelines.errors import InputError, UnknownUserId
 from warehouse.ids import has_external_ids, keys_of, read_external_ids
@@ -77,7 +81,7 @@ class IdMap:
         return cls(kind, False, empty, np.array([], np.int64), np.array([], np.int64), empty)
 
     @classmethod
-    def from_frame(cls, kind: str, pairs: pl.DataFrame, external: bool | None = None) -> "IdMap":
+    def from_frame(cls, kind: str, pairs: "pl.DataFrame", external: bool | None = None) -> "IdMap":
         """From columns key, external_id; by default an empty frame means a catalog of integer ids."""
         if not (pairs.height > 0 if external is None else external):
             return cls.integers(kind)
@@ -96,10 +100,11 @@ class IdMap:
         """Only the given ids, read through the warehouse's unique index (a one-off request)."""
         if not has_external_ids(conn, kind):
             return cls.integers(kind)
-        found = keys_of(conn, kind, [str(v).strip() for v in values])
-        frame = pl.DataFrame({"key": list(found.values()), "external_id": list(found.keys())},
-                             schema={"key": pl.Int64, "external_id": pl.Utf8})
-        return cls.from_frame(kind, frame, external=True)
+        found = keys_of(conn, kind, [str(v).strip() for v in values])  # plain values: no polars on this path
+        externals = np.array(list(found.keys()), dtype=object)
+        keys = np.array(list(found.values()), dtype=np.int64)
+        by_external, by_key = np.argsort(externals.astype(str), kind="stable"), np.argsort(keys, kind="stable")
+        return cls(kind, True, externals[by_external], keys[by_external], keys[by_key], externals[by_key])
 
     def key(self, value) -> int | None:
         """The key of an id as a client gave it; None when it is not one of this catalog's ids

@@ -2,7 +2,8 @@
 either with items they just liked or disliked (``recommend_with_items``).
 
 This is the serving path: it reads the exported bundle with numpy and the warehouse with
-DuckDB, and never imports TensorFlow or MLflow.
+DuckDB, and never imports TensorFlow or MLflow; polars only for tables (``Recommendations.items``,
+a service's whole-catalog index), so a one-off `recommend --json` does not pay for its import.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import polars as pl
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # polars is imported where a table is built, not on the one-person path
+    import polars as pl
 
 from pipelines.errors import BrokenBundle, InputError, StaleModel, UnknownUserId
 from pipelines.ids import IdMap, ShownId
@@ -20,13 +25,9 @@ from pipelines.schemas import Basis, RecommendationList, RecommendedItem
 from recsys.age_bands import age_band
 from recsys.personalize import History, recommend_with_history, taste_dimensions
 from recsys.serving import InvalidBundle, ServingBundle
-from warehouse.catalog import read_items_by_id
 from warehouse.connection import connected
+from warehouse.lookups import UserRatings, items_by_id, user_ratings
 from warehouse.model_versions import ModelVersion, get_version, require_champion
-
-
-_ITEM_SCHEMA = {"rank": pl.Int64, "item_id": pl.Int64, "title": pl.Utf8, "year": pl.Int32, "genres": pl.List(pl.Utf8),
-                "score": pl.Float64, "reason": pl.Utf8, "because": pl.List(pl.Int64)}
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,12 @@ class Recommendations:
     entries: list[RecommendedItem]  # best first
 
     @property
-    def items(self) -> pl.DataFrame:
+    def items(self) -> "pl.DataFrame":
         """rank, item_id, title, year, genres, score, reason, because: for tables."""
-        schema = dict(_ITEM_SCHEMA)
+        import polars as pl
+
+        schema = {"rank": pl.Int64, "item_id": pl.Int64, "title": pl.Utf8, "year": pl.Int32, "genres": pl.List(pl.Utf8),
+                  "score": pl.Float64, "reason": pl.Utf8, "because": pl.List(pl.Int64)}
         if any(isinstance(e.item_id, str) for e in self.entries):  # a catalog of string ids (pipelines.ids)
             schema.update(item_id=pl.Utf8, because=pl.List(pl.Utf8))
         return pl.DataFrame([asdict(e) for e in self.entries], schema=schema)
@@ -59,7 +63,9 @@ class CatalogIndex:
     external_ids: list | dict | None = None  # None: a catalog of integer ids
 
     @classmethod
-    def build(cls, bundle_item_ids: np.ndarray, items: pl.DataFrame) -> "CatalogIndex":
+    def build(cls, bundle_item_ids: np.ndarray, items: "pl.DataFrame") -> "CatalogIndex":
+        import polars as pl
+
         external = "external_id" in items.columns and items["external_id"].is_not_null().any()
         aligned = pl.DataFrame({"item_id": bundle_item_ids.astype(np.int64)}).join(
             items.select("item_id", "title", "year", "genres", *(["external_id"] if external else [])),
@@ -69,16 +75,20 @@ class CatalogIndex:
                    aligned["external_id"].to_list() if external else None)
 
     @classmethod
-    def for_rows(cls, bundle_item_ids: np.ndarray, rows: np.ndarray, items: pl.DataFrame) -> "CatalogIndex":
-        """Title, year, genres and source id of the given bundle rows only, looked up by row like the full index."""
-        part = cls.build(np.asarray(bundle_item_ids[rows]), items)
-        rows = [int(r) for r in rows]
-        external = dict(zip(rows, part.external_ids)) if part.external_ids is not None else None
-        return cls(dict(zip(rows, part.titles)), dict(zip(rows, part.years)), dict(zip(rows, part.genres)), external)
+    def for_rows(cls, bundle_item_ids: np.ndarray, rows: np.ndarray, items: dict) -> "CatalogIndex":
+        """Title, year, genres and source id of the given bundle rows only (``items``: item id ->
+        ItemInfo from warehouse.lookups), looked up by row like the full index; items the catalog
+        lacks have none."""
+        info = {int(r): items.get(int(bundle_item_ids[r])) for r in rows}
+        external = {r: i.external_id for r, i in info.items() if i is not None and i.external_id is not None}
+        return cls({r: i and i.title for r, i in info.items()}, {r: i and i.year for r, i in info.items()},
+                   {r: i.genres if i else [] for r, i in info.items()}, external or None)
 
     def shown_id(self, bundle_item_ids: np.ndarray, row: int) -> ShownId:
         """The item's id as the source spells it (its key when the catalog's ids are integers)."""
-        external = self.external_ids[row] if self.external_ids is not None else None
+        if self.external_ids is None:
+            return int(bundle_item_ids[row])
+        external = self.external_ids.get(row) if isinstance(self.external_ids, dict) else self.external_ids[row]
         return external if external is not None else int(bundle_item_ids[row])
 
 
@@ -88,7 +98,7 @@ def listed_titles(home: Path, bundle: ServingBundle, lock_timeout_s: float):
 
     def catalog(rows: np.ndarray) -> CatalogIndex:
         with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
-            return CatalogIndex.for_rows(bundle.item_ids, rows, read_items_by_id(conn, bundle.item_ids[rows].tolist()))
+            return CatalogIndex.for_rows(bundle.item_ids, rows, items_by_id(conn, bundle.item_ids[rows].tolist()))
 
     return catalog
 
@@ -125,17 +135,16 @@ def recommend_for_user(
         chosen = _version(conn, version)
         key, user_id = _user_key(conn, user_id, "--user-id")
         user = conn.sql("SELECT age, gender, occupation FROM users WHERE user_id = ?", params=[key]).fetchall()
-        seen = conn.sql("SELECT item_id, max(rating) AS rating FROM interactions WHERE user_id = ? GROUP BY item_id",
-                        params=[key]).pl()
+        seen = user_ratings(conn, key)
     bundle = load_bundle(chosen)
     if bundle.has_user(key):
         vector = bundle.vector_for_user(key)
-        basis = {"kind": "known_user", "user_id": user_id, "n_seen": seen.height}
+        basis = {"kind": "known_user", "user_id": user_id, "n_seen": len(seen)}
     elif user:
         # In the warehouse but newer than the model: their demographics are what we have.
         age, gender, occupation = user[0]
         vector = bundle.vector_for_demographics(age=age, gender=gender, occupation=occupation)
-        basis = {"kind": "demographics", "user_id": user_id, "n_seen": seen.height,
+        basis = {"kind": "demographics", "user_id": user_id, "n_seen": len(seen),
                  "note": f"user {user_id} joined after model v{chosen.version} was trained"}
     else:
         raise UnknownUserId(
@@ -160,19 +169,20 @@ def _item_keys(conn, liked, disliked) -> tuple[list[int], list[int], IdMap]:
     return items.keys(liked, "--liked"), items.keys(disliked, "--disliked"), items
 
 
-def _warehouse_history(bundle: ServingBundle, rated: pl.DataFrame) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(seen, liked) bundle rows from a user's warehouse ratings (columns item_id, rating).
+def _warehouse_history(bundle: ServingBundle, rated: UserRatings) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(seen, liked) bundle rows from a user's warehouse ratings; items the bundle lacks are left out.
 
     Liked means rated at or above the bundle's item-item threshold; bundles without an
     item-item part use no likes from history (their user vector already holds it).
     """
-    rated = rated.filter(pl.col("item_id").is_in(bundle.item_ids.tolist()))
-    seen = tuple(bundle.item_index(rated["item_id"].to_list()).tolist())
+    rows = bundle.item_rows(rated.item_ids)  # binary search: no set of a million catalog ids
+    inside = rows >= 0
+    seen = tuple(rows[inside].tolist())
     if bundle.item_item is None:
         return seen, ()
     threshold = bundle.item_item.min_rating
-    kept = rated if threshold is None else rated.filter(pl.col("rating") >= threshold)
-    return seen, tuple(bundle.item_index(kept["item_id"].to_list()).tolist())
+    kept = inside if threshold is None else inside & (rated.ratings >= threshold)
+    return seen, tuple(rows[kept].tolist())
 
 
 def _known_occupation(bundle: ServingBundle, occupation: str | None, version: int) -> str:
@@ -208,16 +218,13 @@ def recommend_with_items(
     with connected(home, read_only=True, lock_timeout_s=lock_timeout_s) as conn:
         chosen = _version(conn, version)
         liked_keys, disliked_keys, items = _item_keys(conn, liked, disliked)
-        rated = pl.DataFrame(schema={"item_id": pl.Int64, "rating": pl.Float64})
+        rated = UserRatings(np.zeros(0, np.int64), np.zeros(0, np.float64))
         user = []
         key = None
         if user_id is not None:
             key, user_id = _user_key(conn, user_id, "--user-id")
             user = conn.sql("SELECT age, gender, occupation FROM users WHERE user_id = ?", params=[key]).fetchall()
-            rated = conn.sql(
-                "SELECT item_id, max(rating) AS rating FROM interactions WHERE user_id = ? GROUP BY item_id",
-                params=[key],
-            ).pl()
+            rated = user_ratings(conn, key)
     bundle = load_bundle(chosen)
     liked_index = _catalog_positions(bundle, liked_keys, "--liked", items)
     disliked_index = _catalog_positions(bundle, disliked_keys, "--disliked", items)
@@ -245,7 +252,7 @@ def recommend_with_items(
         if user_id is not None:
             basis["user_id"] = user_id
     history = History(liked=all_liked, disliked=tuple(disliked_index.tolist()), seen=seen)
-    basis.update(n_liked=len(all_liked), n_disliked=len(history.disliked), n_seen=rated.height)
+    basis.update(n_liked=len(all_liked), n_disliked=len(history.disliked), n_seen=len(rated))
     return rank(bundle, listed_titles(home, bundle, lock_timeout_s), chosen.version, basis, vector, history,
                 k=k, known_user=known)
 

@@ -2,7 +2,8 @@
 
 Exact scoring costs one dot product per item per user (about 100 known users/s at 1M items on
 this machine); the index clusters the item vectors and scans only the ``nprobe`` clusters
-nearest to each user, so a user costs a few thousand dot products. Chosen by measurement
+nearest to each user (at least 32, and at least 1/64 of them), so a user costs a few thousand
+dot products at 200k items and about 16,000 at 1M. Chosen by measurement
 (``benchmarks/bench_ann.py``): on the benchmark's vectors IVF-Flat reached recall@10 0.98-0.9997
 at 2,000-2,500 queries/s, while usearch's HNSW with the inner-product metric (our vectors are
 not normalised: they carry a popularity bias column) stayed under 0.2.
@@ -27,16 +28,23 @@ log = logging.getLogger(__name__)
 
 INDEX_FILE = "items.faiss"
 ANN_MIN_ITEMS = 100_000  # below this, exact top-k is fast enough and stays the only path
-DEFAULT_NPROBE = 32  # clusters scanned per query: recall@10 ~0.997 on the benchmark's vectors
+DEFAULT_NPROBE = 32  # clusters scanned per query, at least: recall@10 ~0.997 at 200k items (bench_ann.py)
+# ... and at least this share of the clusters. A fixed 32 of 4,000 clusters (1M items) kept recall@10
+# at 0.956 against exact on bench_scale's C1M (seen items removed); 63 (1/64) keeps it at 0.98.
+SCAN_SHARE = 1 / 64
 TRAIN_POINTS_PER_LIST = 40  # k-means sample per cluster (FAISS warns below 39)
 
 
 class ItemIndex:
     """Item rows nearest (by inner product) to each query vector, approximately."""
 
-    def __init__(self, index, nprobe: int = DEFAULT_NPROBE):
+    def __init__(self, index, nprobe: int | None = None):
         self._index = index
-        self._index.nprobe = nprobe
+        self._index.nprobe = nprobe or default_nprobe(index.nlist)
+
+    @property
+    def nprobe(self) -> int:
+        return int(self._index.nprobe)
 
     @property
     def n_items(self) -> int:
@@ -47,6 +55,11 @@ class ItemIndex:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         _, rows = self._index.search(queries, n)
         return rows.astype(np.int64)
+
+
+def default_nprobe(n_lists: int) -> int:
+    """Clusters scanned per query: DEFAULT_NPROBE, or SCAN_SHARE of a large index's clusters."""
+    return int(min(n_lists, max(DEFAULT_NPROBE, math.ceil(n_lists * SCAN_SHARE))))
 
 
 def n_lists(n_items: int) -> int:

@@ -96,13 +96,17 @@ def _candidates_at_or_above_kth(scores: np.ndarray, k: int) -> tuple[np.ndarray,
     """
     n_users, n_items = scores.shape
     full = (n_items // _BLOCK) * _BLOCK
-    if full // _BLOCK < 2 * k:  # small catalogues: the bound would keep nearly everything
-        rows, cols = np.nonzero(np.ones_like(scores, dtype=bool))
-        return rows, cols, scores.reshape(-1)
-    maxima = scores[:, :full].reshape(n_users, full // _BLOCK, _BLOCK).max(axis=2)
-    if full < n_items:
-        maxima = np.concatenate([maxima, scores[:, full:].max(axis=1, keepdims=True)], axis=1)
-    threshold = -np.partition(-maxima, k - 1, axis=1)[:, k - 1]
+    if full // _BLOCK < 2 * k:
+        # Narrow rows (a small catalog, or an ANN user's few hundred candidates): the block bound
+        # would keep nearly everything, and the k-th score itself is cheap to find.
+        threshold = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    else:
+        maxima = scores[:, :full].reshape(n_users, full // _BLOCK, _BLOCK).max(axis=2)
+        if full < n_items:
+            maxima = np.concatenate([maxima, scores[:, full:].max(axis=1, keepdims=True)], axis=1)
+        threshold = -np.partition(-maxima, k - 1, axis=1)[:, k - 1]
+    # NaN sorts last in a partition: a row with fewer than k numbers keeps all it has.
+    threshold = np.where(np.isnan(threshold), -np.inf, threshold)
     rows, cols = np.nonzero(scores >= threshold[:, None])
     return rows, cols, scores[rows, cols]
 
@@ -454,7 +458,9 @@ class _SortedIds:
     """Id -> row lookups by binary search: no dict of every id (1M entries cost ~0.3 s and 100 MB).
 
     Exported ids are usually sorted already (checked in one pass); otherwise their sort order
-    is computed once.
+    is computed once. Sorted ids without gaps (1..n, as many catalogs number their items) need
+    no search at all: a row is the id minus the first id, which matters when a campaign looks
+    up a million interactions' items at once.
     """
 
     def __init__(self, ids: np.ndarray):
@@ -464,11 +470,16 @@ class _SortedIds:
         else:
             self.order = np.argsort(ids, kind="stable")
             self.sorted = ids[self.order]
+        self.contiguous = (self.order is None and len(ids) > 0 and np.issubdtype(ids.dtype, np.integer)
+                           and int(ids[-1]) - int(ids[0]) == len(ids) - 1)
 
     def rows(self, wanted) -> np.ndarray:
         wanted = np.asarray(wanted, dtype=self.sorted.dtype).reshape(-1)
         if len(self.sorted) == 0:
             return np.full(len(wanted), -1, dtype=np.int64)
+        if self.contiguous:
+            rows = wanted.astype(np.int64) - int(self.sorted[0])
+            return np.where((rows >= 0) & (rows < len(self.sorted)), rows, -1)
         pos = np.minimum(np.searchsorted(self.sorted, wanted), len(self.sorted) - 1)
         found = self.sorted[pos] == wanted
         rows = pos if self.order is None else self.order[pos]

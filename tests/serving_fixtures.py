@@ -65,8 +65,8 @@ def make_home(home: Path, *, extra_users: int = 0) -> Path:
 HEAVY_MODULES = ("tensorflow", "tf_keras", "keras", "mtcnn", "mlflow")
 
 
-def heavy_modules_after(cli_args: list[str]) -> list[str]:
-    """Runs one CLI command in a fresh interpreter; returns the heavy modules it imported."""
+def heavy_modules_after(cli_args: list[str], modules: tuple[str, ...] = HEAVY_MODULES) -> list[str]:
+    """Runs one CLI command in a fresh interpreter; returns which of ``modules`` it imported."""
     import subprocess
     import sys
 
@@ -75,7 +75,7 @@ def heavy_modules_after(cli_args: list[str]) -> list[str]:
         "import json, sys; from click.testing import CliRunner; from cli import cli\n"
         f"r = CliRunner().invoke(cli, {cli_args!r})\n"
         "assert r.exit_code == 0, r.output\n"
-        f"print(json.dumps(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)))"
+        f"print(json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])

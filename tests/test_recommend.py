@@ -64,3 +64,11 @@ def test_cli_recommend_json_and_errors(tmp_path):
 def test_recommend_imports_neither_tensorflow_nor_mlflow(tmp_path):
     home = make_home(tmp_path)
     assert heavy_modules_after(["recommend", "--age", "30", "--gender", "F", "--home", str(home)]) == []
+
+
+@pytest.mark.parametrize("who", [["--user-id", "1"], ["--age", "30", "--gender", "F"], ["--age", "30", "--liked", "12"]])
+@pytest.mark.parametrize("output", [["--json"], []])
+def test_recommend_imports_neither_polars_nor_pyarrow(tmp_path, who, output):
+    # A fresh `recommend` answers in a fraction of a second; these two imports alone cost ~0.2 s.
+    home = make_home(tmp_path)
+    assert heavy_modules_after(["recommend", *who, *output, "--home", str(home)], ("polars", "pyarrow")) == []

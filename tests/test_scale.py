@@ -38,6 +38,14 @@ def test_id_lookups_by_binary_search_handle_unsorted_and_missing_ids():
         bundle.item_index([10, 99])
 
 
+@pytest.mark.parametrize("ids", [[5, 6, 7, 8], [5, 6, 8, 9]])  # without gaps: rows by subtraction; with one: by search
+def test_id_lookups_are_the_same_with_and_without_gaps(ids):
+    lookup = serving._SortedIds(np.array(ids, dtype=np.int64))
+    assert lookup.contiguous == (ids == [5, 6, 7, 8])
+    wanted = [4, 5, 6, 7, 8, 9, 10, -5]
+    assert lookup.rows(wanted).tolist() == [ids.index(w) if w in ids else -1 for w in wanted]
+
+
 def test_score_blocks_are_bounded_in_bytes_not_rows():
     assert block_rows(1_000_000) == 67  # 256 MiB / (4 bytes x 1M items)
     assert block_rows(100_000) == 671
@@ -49,6 +57,17 @@ def test_a_single_list_matches_a_full_sort_ties_to_the_lower_index():
     items = np.array([[1.0], [3.0], [3.0], [2.0], [3.0], [0.5]], dtype=np.float32)
     ranked = recommend_with_history(items, np.array([1.0], np.float32), History(seen=(2,)), k=3, known_user=True)
     assert ranked.indices.tolist() == [1, 4, 3]  # 2 is seen; 1 and 4 tie and keep item order
+
+
+@pytest.mark.parametrize("n_items", [100, 5_000])  # the small path and the large catalog's block bound
+def test_a_single_list_matches_a_full_sort_at_any_size(n_items):
+    rng = np.random.default_rng(n_items)
+    items = np.round(rng.normal(size=(n_items, 2)), 1).astype(np.float32)  # many tied scores
+    vector = np.array([1.0, 0.5], np.float32)
+    seen = tuple(rng.choice(n_items, n_items // 3, replace=False).tolist())
+    ranked = recommend_with_history(items, vector, History(seen=seen), k=10, known_user=True)
+    scores = np.where(np.isin(np.arange(n_items), seen), -np.inf, items @ vector)
+    assert ranked.indices.tolist() == np.argsort(-scores, kind="stable")[:10].tolist()
 
 
 def _clustered_bundle(n_items=3_000, n_users=300, dim=8, seed=0) -> ServingBundle:
@@ -86,6 +105,16 @@ def test_ann_lists_agree_with_exact_and_never_hold_seen_or_blocked_items():
     same = (ann == exact).all(axis=1)
     assert same.mean() > 0.8
     np.testing.assert_allclose(lists["ann"][1][same], lists["exact"][1][same], rtol=1e-5)
+
+
+def test_seen_candidates_are_masked_by_row_with_padding_and_item_zero():
+    scorer = _Scorer(_clustered_bundle(n_items=5, n_users=3), np.zeros(5, dtype=bool), width=2, retrieval="exact")
+    # history rows: 0 saw items 0 and 4, 1 saw nothing, 2 saw items 1 and 2
+    scorer.use_histories((np.array([0, 2, 2, 4]), np.array([0, 4, 1, 2])))
+    candidates = np.array([[-1, 0, 2, 4], [0, 1, 3, 4], [-1, -1, 0, 1], [0, 1, 2, 3]])  # sorted within rows
+    mask = scorer._seen_mask(np.array([0, 2, 1, -1]), candidates)  # the last row has no history
+    assert mask.tolist() == [[False, True, False, True], [False, True, False, False],
+                             [False, False, False, False], [False, False, False, False]]
 
 
 def test_ann_hands_rows_it_cannot_fill_to_the_exact_path():
@@ -130,3 +159,13 @@ def test_a_new_ingest_during_a_campaign_stops_it(tmp_path, monkeypatch):
         batch_score(home, tmp_path / "a.csv", tmp_path / "out.parquet", k=2, campaign=None, version=None,
                     rules=CampaignRules(), show_progress=False, lock_timeout_s=5)
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_ann_scans_a_share_of_a_large_index_clusters():
+    from recsys.ann import build_index, default_nprobe
+
+    assert default_nprobe(100) == 32 and default_nprobe(2_048) == 32  # 1/64 of 2,048 is 32
+    assert default_nprobe(4_000) == 63  # a 1M-item catalog: 63 of 4,000 clusters
+    assert default_nprobe(10) == 10  # never more clusters than there are
+    index = build_index(_clustered_bundle(n_items=3_000).item_vectors)
+    assert index.nprobe == min(32, index._index.nlist)

@@ -93,3 +93,16 @@ def test_reader_waits_for_a_short_lock_and_then_succeeds(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_one_requests_lookups_return_plain_values(tmp_path):
+    from serving_fixtures import make_home
+    from warehouse.lookups import ItemInfo, items_by_id, user_ratings
+
+    home = make_home(tmp_path)
+    with connected(home, read_only=True) as conn:
+        assert items_by_id(conn, [14, 10, 99]) == {10: ItemInfo("Item 10", None, ["Action"]),
+                                                   14: ItemInfo("Item 14", None, ["Action", "Romance"])}
+        rated = user_ratings(conn, 1)
+        assert rated.item_ids.tolist() == [10] and rated.ratings.tolist() == [5.0] and len(rated) == 1
+        assert len(user_ratings(conn, 2)) == 0

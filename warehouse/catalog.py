@@ -156,12 +156,6 @@ def read_items(conn: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return conn.sql("SELECT * FROM items ORDER BY item_id").pl()
 
 
-def read_items_by_id(conn: duckdb.DuckDBPyConnection, item_ids: list[int]) -> pl.DataFrame:
-    """Only these items (a list's titles), so a request does not read a million-item catalog."""
-    wanted = pl.DataFrame({"item_id": [int(i) for i in item_ids]}, schema={"item_id": pl.Int64})
-    return conn.sql("SELECT items.* FROM items JOIN wanted USING (item_id) ORDER BY item_id").pl()
-
-
 def counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {
         table: conn.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0]

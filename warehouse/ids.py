@@ -10,7 +10,11 @@ ten items, a request's user), found through the unique indexes, never the whole 
 from __future__ import annotations
 
 import duckdb
-import polars as pl
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # polars is imported where a table is built, not on the one-person path
+    import polars as pl
 
 TABLES = {"user": ("users", "user_id"), "item": ("items", "item_id")}
 # Up to this many ids are looked up as an IN list (the unique index finds each); more are joined.
@@ -33,6 +37,8 @@ def keys_of(conn: duckdb.DuckDBPyConnection, kind: str, external_ids: list[str])
         marks = ", ".join("?" * len(wanted))
         rows = conn.execute(f"SELECT external_id, {key} FROM {table} WHERE external_id IN ({marks})", wanted).fetchall()
     else:
+        import polars as pl
+
         frame = pl.DataFrame({"external_id": wanted}, schema={"external_id": pl.Utf8})
         conn.register("wanted_external_ids", frame)
         try:
@@ -48,6 +54,8 @@ def external_ids_of(conn: duckdb.DuckDBPyConnection, kind: str, keys: list[int])
     wanted = list(dict.fromkeys(int(k) for k in keys))
     if not wanted:
         return {}
+    import polars as pl
+
     frame = pl.DataFrame({key: wanted}, schema={key: pl.Int64})
     conn.register("wanted_keys", frame)
     try:
@@ -58,7 +66,7 @@ def external_ids_of(conn: duckdb.DuckDBPyConnection, kind: str, keys: list[int])
     return {int(k): external for k, external in rows}
 
 
-def read_external_ids(conn: duckdb.DuckDBPyConnection, kind: str) -> pl.DataFrame:
+def read_external_ids(conn: duckdb.DuckDBPyConnection, kind: str) -> "pl.DataFrame":
     """Every (key, external_id) pair of the table, for a process that holds the catalog in memory."""
     table, key = TABLES[kind]
     return conn.sql(f"SELECT {key} AS key, external_id FROM {table} WHERE external_id IS NOT NULL").pl()

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import polars as pl
 
 from warehouse.connection import transaction
 from warehouse.errors import WarehouseError
@@ -83,9 +82,11 @@ def record_version(
     note: str,
     config: dict | None = None,
     run_name: str | None = None,
-    per_user: dict[str, pl.DataFrame] | None = None,
+    per_user: dict[str, "pl.DataFrame"] | None = None,
 ) -> None:
     """Insert a version (and its per-user evaluation: protocol -> user_id, ndcg) in one transaction."""
+    import polars as pl  # here, not at the top: `recommend` reads versions and never needs it
+
     with transaction(conn):
         if champion:
             conn.execute("UPDATE model_versions SET status = 'retired' WHERE status = 'champion'")
@@ -170,8 +171,10 @@ def protocols_of(conn: duckdb.DuckDBPyConnection, version: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def versions_frame(versions: list[ModelVersion], metric_names: list[str]) -> pl.DataFrame:
+def versions_frame(versions: list[ModelVersion], metric_names: list[str]) -> "pl.DataFrame":
     """One row per version: status, seed, key settings, data snapshot, metrics, why (not) champion."""
+    import polars as pl
+
     return pl.DataFrame(
         [
             {

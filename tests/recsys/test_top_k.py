@@ -12,7 +12,7 @@ def reference(scores, k, exclude=None):
     return np.where(np.isneginf(values), -1, order), values
 
 
-@pytest.mark.parametrize("n_items, k", [(1682, 10), (700, 50), (40, 10), (5, 10)])
+@pytest.mark.parametrize("n_items, k", [(1682, 10), (700, 50), (256, 10), (40, 10), (5, 10)])  # 256: an ANN row of candidates
 def test_matches_a_full_stable_sort_with_ties_and_exclusions(n_items, k):
     rng = np.random.default_rng(n_items)
     scores = np.round(rng.normal(size=(300, n_items)), 1).astype(np.float32)  # many ties
