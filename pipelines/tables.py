@@ -191,13 +191,13 @@ def _csv_problem(stream, n_lines: int, separator: str, error: Exception, *, fewe
             if header is None:
                 header = row
                 continue
+            if previous >= n_lines and previous > start and row and "\n" in row[-1]:
+                return f"line {start}: a quoted field is never closed (unbalanced '\"'); check the quotes from this line on"
             if len(row) > len(header) or (fewer_is_wrong and row and len(row) < len(header)):
                 more = len(row) > len(header)
                 return (f"line {start}: {len(row)} fields, but the header has {len(header)} "
                         f"({', '.join(header)}); check for a {'stray separator or an unquoted' if more else 'missing'} "
                         f"{_SEPARATOR_NAMES.get(separator, separator)[:-1] if more else 'field'}")
-            if previous >= n_lines and previous > start and row and "\n" in row[-1]:
-                return f"line {start}: a quoted field is never closed (unbalanced '\"'); check the quotes from this line on"
     except csv.Error as e:
         return f"line {reader.line_num}: not readable as CSV ({e})"
     return f"not a readable CSV file ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
