@@ -39,8 +39,7 @@ from pipelines.tables import (
 from warehouse.catalog import ITEM_COLUMNS, STAGED, USER_COLUMNS
 
 PARSED = "staged_interactions_parsed"  # the typed rows with their problem codes; staged_interactions reads it
-_INTEGER = "'[+-]?[0-9]+'"
-_WHITESPACE = "' ' || chr(9) || chr(10) || chr(13)"
+_INTEGER = "'\\s*[+-]?[0-9]+\\s*'"
 _SQL_TYPES = {pl.Int32: "INTEGER", pl.Int64: "BIGINT", pl.Boolean: "BOOLEAN", pl.Utf8: "VARCHAR",
               pl.List(pl.Utf8): "VARCHAR[]"}
 BLANK = 255  # a line whose fields are all empty: skipped, as blank lines are
@@ -189,31 +188,34 @@ def _stage_interactions(conn, catalog: GenericCatalog, users_integer: bool, item
     source = catalog.interactions
     position = {name: source.columns.index(name) for name in reversed(source.columns)}  # first of a repeated name
 
-    def text(name: str) -> str:
-        return f"NULLIF(trim(c{position[name]}, {_WHITESPACE}), '')" if name in position else "'1'"
+    def raw(name: str) -> str:
+        return f"c{position[name]}" if name in position else "'1'"
 
     blank = " AND ".join(f"c{i} IS NULL" for i in range(len(source.columns))) if source.separator else "false"
-    user_ref = "TRY_CAST(u AS BIGINT)" if users_integer else "u"
-    item_ref = "TRY_CAST(i AS BIGINT)" if items_integer else "i"
+    # Values are not trimmed up front (trimming every value costs more than reading the file):
+    # the casts and the integer pattern allow surrounding spaces, and only a value that fails
+    # them is trimmed, to tell a missing one from a bad one. Text ids are trimmed to be matched.
+    user_ref = "TRY_CAST(u AS BIGINT)" if users_integer else "trim(u)"
+    item_ref = "TRY_CAST(i AS BIGINT)" if items_integer else "trim(i)"
     conn.execute("SET TimeZone = 'UTC'")  # an ISO time without an offset is UTC
     try:
         conn.execute(f"""
             CREATE OR REPLACE TEMP TABLE {PARSED} AS
             SELECT {user_ref} AS user_ref, {item_ref} AS item_ref, TRY_CAST(rating AS REAL) AS rating, timestamp,
                    CAST(CASE WHEN blank THEN {BLANK}
-                        WHEN u IS NULL THEN 1 WHEN {_not_integer('u', users_integer)} THEN 2
-                        WHEN i IS NULL THEN 3 WHEN {_not_integer('i', items_integer)} THEN 4
-                        WHEN r IS NULL THEN 5 WHEN rating IS NULL THEN 6
+                        WHEN {_missing('u', users_integer)} THEN 1 WHEN {_not_integer('u', users_integer)} THEN 2
+                        WHEN {_missing('i', items_integer)} THEN 3 WHEN {_not_integer('i', items_integer)} THEN 4
+                        WHEN r IS NULL OR (rating IS NULL AND trim(r) = '') THEN 5 WHEN rating IS NULL THEN 6
                         WHEN NOT coalesce(isfinite(TRY_CAST(rating AS REAL)), false) THEN 7
                         WHEN timestamp IS NULL THEN 8 WHEN timestamp NOT BETWEEN 0 AND {MAX_TIMESTAMP} THEN 9
                    END AS UTINYINT) AS problem
             FROM (
                 SELECT *, TRY_CAST(r AS DOUBLE) AS rating,
                        CASE WHEN regexp_full_match(t, {_INTEGER}) THEN TRY_CAST(t AS BIGINT)
-                            ELSE (SELECT CASE WHEN isfinite(moment) THEN epoch_us(moment) // 1000000 END
-                                  FROM (SELECT TRY_CAST(t AS TIMESTAMPTZ) AS moment)) END AS timestamp
-                FROM (SELECT {text('user_id')} AS u, {text('item_id')} AS i, {text('rating')} AS r,
-                             {text('timestamp')} AS t, {blank} AS blank
+                            WHEN isfinite(TRY_CAST(trim(t) AS TIMESTAMPTZ))
+                            THEN epoch_us(TRY_CAST(trim(t) AS TIMESTAMPTZ)) // 1000000 END AS timestamp
+                FROM (SELECT {raw('user_id')} AS u, {raw('item_id')} AS i, {raw('rating')} AS r,
+                             {raw('timestamp')} AS t, {blank} AS blank
                       FROM {source.scan()})
             )""")
     except duckdb.Error as e:
@@ -297,6 +299,12 @@ def _raw_value(conn, source: InteractionsFile, row: int, column: str) -> tuple[i
         return row + 1, (got or "").strip()
     line, fields = csv_record(source.path, source.separator, row)
     return line, (fields[index] if index is not None and index < len(fields) else "").strip()
+
+
+def _missing(value: str, integer: bool) -> str:
+    if integer:  # only a value that is not an integer can be blank
+        return f"{value} IS NULL OR (NOT regexp_full_match({value}, {_INTEGER}) AND trim({value}) = '')"
+    return f"{value} IS NULL OR trim({value}) = ''"
 
 
 def _not_integer(value: str, integer: bool) -> str:
