@@ -317,3 +317,19 @@ def test_bad_interactions_name_the_line(tmp_path, case):
     with pytest.raises(InputError, match=r"interactions\.csv(: |, )" + message):
         ingest_generic(tmp_path / "home", paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
     assert not (tmp_path / "home" / "warehouse" / "recsys.duckdb").exists() or state(tmp_path / "home")[0] is None
+
+
+def test_interactions_larger_than_the_memory_limit_spill_and_load(tmp_path, monkeypatch):
+    import pipelines.ingest
+
+    monkeypatch.setattr(pipelines.ingest, "STAGING_MEMORY_LIMIT", "16MB")
+    paths = write_generic_csv(tmp_path / "retail")
+    n = 600_000
+    rows = "".join(f"{1 + k % 3},{10 + k % 3},{1_700_000_000 + k},{k % 5 + 1}\n" for k in range(n))
+    paths["interactions"].write_text("user_id,item_id,timestamp,rating\n" + rows)
+    summary = ingest_generic(tmp_path / "home", paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
+    assert summary.n_interactions == n
+    with connected(tmp_path / "home", read_only=True) as conn:
+        assert conn.sql("SELECT sum(rating), max(timestamp) FROM interactions").fetchall() == [(3.0 * n, 1_700_000_000 + n - 1)]
+    spill = tmp_path / "home" / "warehouse" / "ingest.tmp"
+    assert not spill.exists() or not any(spill.iterdir())  # DuckDB removed what it spilled
