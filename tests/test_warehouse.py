@@ -93,3 +93,15 @@ def test_reader_waits_for_a_short_lock_and_then_succeeds(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_data_loaded_under_an_older_snapshot_id_reloads_as_unchanged(tmp_path):
+    """Before the in-DuckDB hash, ids hashed a CSV copy; the same data must not look new."""
+    with connected(tmp_path) as conn:
+        replace_dataset(conn, tiny_dataset(), source="t", fmt="test")
+        conn.execute("UPDATE dataset_loads SET snapshot_id = 'oldstyle00000000'")
+        again = replace_dataset(conn, tiny_dataset(), source="t", fmt="test")
+        assert again.unchanged and again.snapshot_id == "oldstyle00000000"
+        conn.execute("UPDATE interactions SET rating = 4 WHERE rating = 5")  # same counts, other data
+        changed = replace_dataset(conn, tiny_dataset(), source="t", fmt="test")
+        assert not changed.unchanged and changed.snapshot_id != "oldstyle00000000"
