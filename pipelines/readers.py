@@ -1,7 +1,9 @@
 """Readers for MovieLens 100K, MovieLens 1M and generic CSV/Parquet catalogs.
 
-Each returns a warehouse ``Dataset`` whose ids are the source's own, so results join back to
-the original files. Everything is validated here, before the warehouse is touched.
+The MovieLens readers return a warehouse ``Dataset`` whose ids are the source's own, so results
+join back to the original files. Everything is validated here, before the warehouse is touched.
+A generic catalog's users and items are read here too; its interactions are read by DuckDB
+(pipelines.staging), so their size does not bound what can be loaded.
 """
 
 from __future__ import annotations
