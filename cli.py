@@ -191,6 +191,9 @@ def ingest_csv_command(users: Path, items: Path, interactions: Path, home: Path,
     optionally age (years or a MovieLens 1M code), gender (M/F), occupation, zip. items:
     item_id, title, and optionally genres ('|'-separated), year. interactions: user_id,
     item_id, timestamp (unix seconds or ISO date-time), and optionally rating (default 1).
+    Ids may be integers or any text (SKUs, UUIDs): text ids get keys 1..n in their sorted
+    order, and the source's id is kept as external_id. DuckDB reads the interactions file
+    itself, so memory stays bounded whatever its size.
 
     Example:
 

@@ -1,7 +1,9 @@
 """Readers for MovieLens 100K, MovieLens 1M and generic CSV/Parquet catalogs.
 
-Each returns a warehouse ``Dataset`` whose ids are the source's own, so results join back to
-the original files. Everything is validated here, before the warehouse is touched.
+The MovieLens readers return a warehouse ``Dataset`` whose ids are the source's own, so results
+join back to the original files. Everything is validated here, before the warehouse is touched.
+A generic catalog's users and items are read here too; its interactions are read by DuckDB
+(pipelines.staging), so their size does not bound what can be loaded.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from pipelines.tables import (
     check_range,
     check_unique,
     read_delimited,
-    read_table,
     require_columns,
     text_column,
     typed,
@@ -291,21 +292,18 @@ ITEM_REQUIRED, ITEM_OPTIONAL = ["item_id", "title"], ["genres", "year"]
 INTERACTION_REQUIRED, INTERACTION_OPTIONAL = ["user_id", "item_id", "timestamp"], ["rating"]
 
 
-def read_generic(users_path: Path, items_path: Path, interactions_path: Path) -> Dataset:
-    """Any catalog in MovieLens' shape, as CSV or Parquet with the documented columns.
-
-    users: user_id, [age (years or a 1M code), gender (M/F), occupation, zip]
-    items: item_id, title, [genres ('|'-separated), year, any further columns -> extra]
-    interactions: user_id, item_id, timestamp (unix seconds or ISO date-time), [rating, default 1]
-    """
-    users = read_table(users_path, "users file")
-    items = read_table(items_path, "items file")
-    events = read_table(interactions_path, "interactions file")
+def generic_users(users: SourceTable) -> pl.DataFrame:
+    """A generic users file's columns, typed; ``user_id`` stays text (``_line`` beside it): the
+    ids are checked, and keyed when they are not integers, in SQL (pipelines.staging)."""
     require_columns(users, USER_REQUIRED, USER_OPTIONAL)
-    require_columns(items, ITEM_REQUIRED, ITEM_OPTIONAL)
-    require_columns(events, INTERACTION_REQUIRED, INTERACTION_OPTIONAL)
+    frame = _users(users, age_expected="an age in years (0-120)", ids_as_text=True)
+    return frame.with_columns(users.frame[LINE])
 
-    user_frame = _users(users, age_expected="an age in years (0-120)")
+
+def generic_items(items: SourceTable) -> pl.DataFrame:
+    """A generic items file's columns, typed (further columns as JSON in ``extra``); ``item_id``
+    stays text, as in ``generic_users``."""
+    require_columns(items, ITEM_REQUIRED, ITEM_OPTIONAL)
     frame = items.frame
     title = typed(items, "title", pl.Utf8, "a title")
     genres = frame["genres"] if "genres" in frame.columns else pl.Series("genres", [None] * frame.height, pl.Utf8)
@@ -319,28 +317,29 @@ def read_generic(users_path: Path, items_path: Path, interactions_path: Path) ->
     extra_columns = [c for c in frame.columns if c not in (LINE, *ITEM_REQUIRED, *ITEM_OPTIONAL)]
     item_frame = pl.DataFrame(
         {
-            "item_id": typed(items, "item_id", pl.Int64, "an integer item id"),
+            LINE: frame[LINE],
+            "item_id": text_column(items, "item_id", "an item id").str.strip_chars(),
             "title": title,
             "year": year if year is not None else pl.Series("year", [None] * frame.height, pl.Int32),
             "genres": genres.fill_null([]),
         }
     )
-    if extra_columns:
-        item_frame = item_frame.with_columns(frame.select(pl.struct(extra_columns).struct.json_encode().alias("extra")))
-    check_unique(items, item_frame["item_id"])
-    if "rating" not in events.frame.columns:
-        events = events.with_frame(events.frame.with_columns(pl.lit("1").alias("rating")))
-    interactions = _interactions(events, user_frame, item_frame, users.path, items.path, rating_scale=None)
-    return Dataset(user_frame, item_frame, interactions)
+    extra = frame.select(pl.struct(extra_columns).struct.json_encode().alias("extra")) if extra_columns else None
+    return item_frame.with_columns(extra["extra"] if extra is not None else pl.lit(None, pl.Utf8).alias("extra"))
 
 
 # ---------------------------------------------------------------- shared pieces
 
 
-def _users(table: SourceTable, *, age_expected: str, age_codes: tuple[int, ...] | None = None) -> pl.DataFrame:
+def _users(
+    table: SourceTable, *, age_expected: str, age_codes: tuple[int, ...] | None = None, ids_as_text: bool = False
+) -> pl.DataFrame:
     frame = table.frame
-    user_id = typed(table, "user_id", pl.Int64, "an integer user id")
-    check_unique(table, user_id)
+    if ids_as_text:
+        user_id = text_column(table, "user_id", "a user id").str.strip_chars()
+    else:
+        user_id = typed(table, "user_id", pl.Int64, "an integer user id")
+        check_unique(table, user_id)
     columns = {"user_id": user_id}
     if "age" in frame.columns:
         age = typed(table, "age", pl.Int32, age_expected, required=age_codes is not None)

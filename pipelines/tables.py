@@ -7,6 +7,7 @@ the first offending line and value, which is what a person fixing the file needs
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from dataclasses import dataclass
@@ -164,31 +165,118 @@ def record_lines(text: str, separator: str, n_records: int) -> list[int] | None:
 
 def csv_problem(text: str, separator: str, error: Exception) -> str:
     """What polars could not parse, said with the line: too many fields or an unclosed quote."""
-    reader = csv.reader(io.StringIO(text), delimiter=separator)
-    header, previous = None, 0
     n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    return _csv_problem(io.StringIO(text), n_lines, separator, error)
+
+
+def csv_file_problem(path: Path, separator: str, error: Exception) -> str:
+    """``csv_problem`` for a file read as a stream (a file too large to hold as text): a wrong
+    number of fields, an unclosed quote, or the first byte that is not UTF-8."""
+    bad_utf8 = first_invalid_utf8(path)
+    if bad_utf8 is not None:
+        line, byte = bad_utf8
+        return f"line {line}: invalid UTF-8 byte {byte!r}; save the file as UTF-8"
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        n_lines = sum(1 for _ in f)
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return _csv_problem(f, n_lines, separator, error, fewer_is_wrong=True)
+
+
+def _csv_problem(stream, n_lines: int, separator: str, error: Exception, *, fewer_is_wrong: bool = False) -> str:
+    reader = csv.reader(stream, delimiter=separator)
+    header, previous = None, 0
     try:
         for row in reader:
             start, previous = previous + 1, reader.line_num
             if header is None:
                 header = row
                 continue
-            if len(row) > len(header):
-                return (f"line {start}: {len(row)} fields, but the header has {len(header)} "
-                        f"({', '.join(header)}); check for a stray separator or an unquoted {_SEPARATOR_NAMES.get(separator, separator)[:-1]}")
             if previous >= n_lines and previous > start and row and "\n" in row[-1]:
                 return f"line {start}: a quoted field is never closed (unbalanced '\"'); check the quotes from this line on"
+            if len(row) > len(header) or (fewer_is_wrong and row and len(row) < len(header)):
+                more = len(row) > len(header)
+                return (f"line {start}: {len(row)} fields, but the header has {len(header)} "
+                        f"({', '.join(header)}); check for a {'stray separator or an unquoted' if more else 'missing'} "
+                        f"{_SEPARATOR_NAMES.get(separator, separator)[:-1] if more else 'field'}")
     except csv.Error as e:
         return f"line {reader.line_num}: not readable as CSV ({e})"
     return f"not a readable CSV file ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
 
 
+def first_invalid_utf8(path: Path, chunk_bytes: int = 1 << 20) -> tuple[int, bytes] | None:
+    """(line, byte) of the first byte of ``path`` that is not UTF-8, reading it in chunks."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 1
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(chunk_bytes)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as e:
+                # The error's position counts from the bytes the decoder held back plus this chunk.
+                held = len(e.object) - len(chunk)
+                at = max(e.start - held, 0)
+                return lines + chunk[:at].count(b"\n"), chunk[at:at + 1] or e.object[e.start:e.start + 1]
+            if not chunk:
+                return None
+            lines += chunk.count(b"\n")
+
+
+def check_text_start(path: Path, *, probe_bytes: int = 65536) -> None:
+    """The checks ``decode_text`` makes, without reading the whole file: not empty, no NUL bytes."""
+    with open(path, "rb") as f:
+        head = f.read(probe_bytes)
+        while head and not head.strip():  # only whitespace so far: look further
+            more = f.read(probe_bytes)
+            if not more:
+                break
+            head = more
+    if not head.strip():
+        raise InputError(f"{path}: the file is empty")
+    if b"\x00" in head:
+        raise InputError(
+            f"{path}: the file contains NUL bytes; expected plain text (UTF-8), not UTF-16 or a binary file"
+        )
+
+
+def csv_header(path: Path, separator: str) -> list[str]:
+    """The first record of a CSV file: its column names."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            return next(csv.reader(f, delimiter=separator), [])
+    except UnicodeDecodeError:
+        line, byte = first_invalid_utf8(path) or (1, b"?")
+        raise InputError(f"{path}, line {line}: invalid UTF-8 byte {byte!r}; save the file as UTF-8") from None
+    except csv.Error as e:
+        raise InputError(f"{path}: line 1: not readable as CSV ({e})") from e
+
+
+def csv_record(path: Path, separator: str, index: int) -> tuple[int, list[str]]:
+    """(line, fields) of the data record ``index`` (0-based, after the header; blank lines are
+    not records, as DuckDB skips them). Reads up to it: for messages, not for loading."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=separator)
+        next(reader, None)
+        previous, seen = reader.line_num, -1
+        for row in reader:
+            start, previous = previous + 1, reader.line_num
+            if not row:
+                continue
+            seen += 1
+            if seen == index:
+                return start, row
+    return previous, []
+
+
 def require_columns(table: SourceTable, required: list[str], optional: list[str] = ()) -> None:
-    present = [c for c in table.frame.columns if c != LINE]
+    require_header(table.path, [c for c in table.frame.columns if c != LINE], required, optional)
+
+
+def require_header(path: Path, present: list[str], required: list[str], optional: list[str] = ()) -> None:
     missing = [c for c in required if c not in present]
     if missing:
         raise InputError(
-            f"{table.path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
+            f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; "
             f"expected columns {', '.join(required)} (optional: {', '.join(optional) or 'none'}), "
             f"found {', '.join(present) or 'none'}{header_separator_hint(present)}"
         )

@@ -15,10 +15,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from movielens_fixtures import write_ml100k, write_ml1m
+from movielens_fixtures import write_generic_csv, write_ml100k, write_ml1m
 from pipelines.batch_score import batch_score
 from pipelines.errors import InputError
-from pipelines.ingest import ingest_movielens
+from pipelines.ingest import ingest_generic, ingest_movielens
 from pipelines.rules import CampaignRules
 from serving_fixtures import make_home
 from warehouse.batch_results import campaign_results
@@ -59,6 +59,24 @@ def test_killed_ingest_keeps_the_previous_dataset(tmp_path):
     after = snapshot(home)
     assert after[1] == {"users": 12, "items": 15, "interactions": 80}  # committed whole, nothing half-done
     assert ingest_movielens(home, new, lock_timeout_s=5)[1].unchanged  # the rerun finds it loaded
+
+
+def test_killed_csv_ingest_keeps_the_previous_dataset(tmp_path):
+    """The generic ingest stages inside the writing connection (DuckDB reads the files): a kill
+    while staged or before the commit leaves the warehouse, and the folder, as they were."""
+    home = tmp_path / "home"
+    ingest_movielens(home, write_ml1m(tmp_path / "ml-1m"), lock_timeout_s=5)
+    before, files_before = snapshot(home), files_under(home)
+    paths = write_generic_csv(tmp_path / "retail")
+    args = ["ingest", "csv", "--users", paths["users"], "--items", paths["items"], "--interactions", paths["interactions"],
+            "--home", home]
+    for point in ("ingest.read", "ingest.before_commit"):
+        done = cli_killed_at(point, *args)
+        assert done.returncode == -signal.SIGKILL, done.stderr
+        assert snapshot(home) == before, point
+        assert files_under(home) == files_before, point
+    summary = ingest_generic(home, paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
+    assert not summary.unchanged and snapshot(home)[1] == {"users": 3, "items": 3, "interactions": 4}
 
 
 def campaign_state(home, out: Path):

@@ -222,3 +222,114 @@ def test_bad_generic_input_is_refused_and_warehouse_unchanged(tmp_path, case):
     with pytest.raises(InputError, match=message):
         ingest_generic(home, bad["users"], bad["items"], bad["interactions"], lock_timeout_s=5)
     assert state(home) == before
+
+
+# ---------------------------------------------------------------- string ids (issue 15)
+
+USER_A, USER_B = "7f3c2b1e-0000-4000-8000-00000000000a", "0a9d8e7f-0000-4000-8000-00000000000b"
+
+
+def write_sku_catalog(directory: Path, interactions: str | None = None) -> dict[str, Path]:
+    """SKU item ids and UUID user ids; the files list them out of sorted order."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {name: directory / f"{name}.csv" for name in ("users", "items", "interactions")}
+    paths["users"].write_text(f"user_id,age\n{USER_A},30\n{USER_B},40\n")
+    paths["items"].write_text("item_id,title\nSKU-00042,Kettle\nSKU-00007,Mug\nSKU-00100,Lamp\n")
+    paths["interactions"].write_text(interactions or (
+        f"user_id,item_id,timestamp,rating\n{USER_A},SKU-00042,100,5\n{USER_B},SKU-00007,200,3\n"
+        f"{USER_B},SKU-00100,300,4\n"))
+    return paths
+
+
+def test_string_ids_get_keys_in_sorted_order_and_keep_the_source_id(tmp_path):
+    paths = write_sku_catalog(tmp_path / "sku")
+    summary = ingest_generic(tmp_path / "home", paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
+    assert (summary.n_users, summary.n_items, summary.n_interactions) == (2, 3, 3)
+    with connected(tmp_path / "home", read_only=True) as conn:
+        users = conn.sql("SELECT user_id, external_id, age FROM users ORDER BY user_id").fetchall()
+        items = conn.sql("SELECT item_id, external_id, title FROM items ORDER BY item_id").fetchall()
+        joined = conn.sql("""SELECT u.external_id, i.external_id, r.rating FROM interactions r
+                             JOIN users u USING (user_id) JOIN items i USING (item_id) ORDER BY r.timestamp""").fetchall()
+    assert users == [(1, USER_B, 40), (2, USER_A, 30)]  # "0a9d..." sorts before "7f3c..."
+    assert items == [(1, "SKU-00007", "Mug"), (2, "SKU-00042", "Kettle"), (3, "SKU-00100", "Lamp")]
+    assert joined == [(USER_A, "SKU-00042", 5.0), (USER_B, "SKU-00007", 3.0), (USER_B, "SKU-00100", 4.0)]
+    again = ingest_generic(tmp_path / "home", paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
+    assert again.unchanged and again.snapshot_id == summary.snapshot_id
+
+
+def test_integer_ids_stay_the_keys_with_no_external_id(tmp_path):
+    paths = write_generic_csv(tmp_path / "retail")
+    ingest_generic(tmp_path, paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
+    with connected(tmp_path, read_only=True) as conn:
+        assert conn.sql("SELECT item_id, external_id FROM items ORDER BY 1").fetchall() == [(10, None), (11, None), (12, None)]
+        assert conn.sql("SELECT count(*) FROM users WHERE external_id IS NOT NULL").fetchall() == [(0,)]
+
+
+def test_unknown_sku_in_interactions_names_the_line(tmp_path):
+    home = tmp_path / "home"
+    good = write_sku_catalog(tmp_path / "good")
+    ingest_generic(home, good["users"], good["items"], good["interactions"], lock_timeout_s=5)
+    before = state(home)
+    bad = write_sku_catalog(tmp_path / "bad", f"user_id,item_id,timestamp\n{USER_A},SKU-00042,1\n{USER_B},SKU-99999,2\n")
+    with pytest.raises(InputError, match=r"interactions\.csv, line 3, column 'item_id': item_id SKU-99999 is not in "
+                                         r".*items\.csv \(1 interaction refer"):
+        ingest_generic(home, bad["users"], bad["items"], bad["interactions"], lock_timeout_s=5)
+    assert state(home) == before
+
+
+def test_duplicate_string_id_names_both_lines(tmp_path):
+    paths = write_sku_catalog(tmp_path / "sku")
+    paths["items"].write_text("item_id,title\nSKU-1,A\nSKU-2,B\n SKU-1 ,C\n")
+    with pytest.raises(InputError, match=r"items\.csv, line 4, column 'item_id': duplicate item_id SKU-1 \(already on line 2\)"):
+        ingest_generic(tmp_path / "home", paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
+
+
+def test_same_data_in_another_order_and_format_is_unchanged(tmp_path):
+    paths = write_generic_csv(tmp_path / "retail")
+    first = ingest_generic(tmp_path / "home", paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
+    lines = paths["interactions"].read_text().splitlines()
+    shuffled = tmp_path / "shuffled.parquet"
+    (tmp_path / "shuffled.csv").write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    pl.read_csv(tmp_path / "shuffled.csv", infer_schema=False).write_parquet(shuffled)
+    again = ingest_generic(tmp_path / "home", paths["users"], paths["items"], shuffled, lock_timeout_s=5)
+    assert again.unchanged and again.snapshot_id == first.snapshot_id
+
+
+BAD_INTERACTIONS = {
+    "short line": ("user_id,item_id,timestamp\n1,10,5\n2,11\n", r"line 3: 2 fields, but the header has 3"),
+    "too many fields": ("user_id,item_id,timestamp\n1,10,5\n2,11,6,7\n", r"line 3: 4 fields, but the header has 3"),
+    "unclosed quote": ('user_id,item_id,timestamp\n1,10,5\n2,"11,6\n3,12,7\n', r"line 3: a quoted field is never closed"),
+    "invalid utf-8": (b"user_id,item_id,timestamp\n1,10,5\n2,1\xff1,6\n", r"line 3: invalid UTF-8 byte b'\\xff'"),
+    "missing user": ("user_id,item_id,timestamp\n1,10,5\n ,11,6\n", r"line 3, column 'user_id': missing value; expected an integer user id"),
+    "unknown user": ("user_id,item_id,timestamp\n1,10,5\n042,11,6\n", r"line 3, column 'user_id': user_id 42 is not in"),
+    "non-integer item": ("user_id,item_id,timestamp\n1,10,5\n2,11.5,6\n", r"line 3, column 'item_id': expected an integer item id, got '11\.5'"),
+    "infinite rating": ("user_id,item_id,timestamp,rating\n1,10,5,inf\n", r"line 2, column 'rating': expected a finite number"),
+    "negative time": ("user_id,item_id,timestamp\n1,10,5\n2,11,-6\n", r"line 3, column 'timestamp': expected unix seconds \(a non-negative integer\), got -6"),
+    "NUL bytes": ("user_id,item_id,timestamp\n".encode("utf-16"), r"the file contains NUL bytes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INTERACTIONS))
+def test_bad_interactions_name_the_line(tmp_path, case):
+    paths = write_generic_csv(tmp_path / "retail")
+    content, message = BAD_INTERACTIONS[case]
+    paths["interactions"].write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(InputError, match=r"interactions\.csv(: |, )" + message):
+        ingest_generic(tmp_path / "home", paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
+    assert not (tmp_path / "home" / "warehouse" / "recsys.duckdb").exists() or state(tmp_path / "home")[0] is None
+
+
+def test_interactions_larger_than_the_memory_limit_spill_and_load(tmp_path, monkeypatch):
+    import pipelines.ingest
+
+    monkeypatch.setattr(pipelines.ingest, "STAGING_MEMORY_LIMIT", "16MB")
+    paths = write_generic_csv(tmp_path / "retail")
+    n = 600_000
+    rows = "".join(f"{1 + k % 3},{10 + k % 3},{1_700_000_000 + k},{k % 5 + 1}\n" for k in range(n))
+    paths["interactions"].write_text("user_id,item_id,timestamp,rating\n" + rows)
+    summary = ingest_generic(tmp_path / "home", paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
+    assert summary.n_interactions == n
+    with connected(tmp_path / "home", read_only=True) as conn:
+        assert conn.sql("SELECT sum(rating), max(timestamp) FROM interactions").fetchall() == [(3.0 * n, 1_700_000_000 + n - 1)]
+    spill = tmp_path / "home" / "warehouse" / "ingest.tmp"
+    assert not spill.exists() or not any(spill.iterdir())  # DuckDB removed what it spilled

@@ -473,8 +473,14 @@ def test_semicolon_separated_files_get_a_hint(tmp_path):
 
 def test_line_numbers_count_lines_after_a_multi_line_field(tmp_path):
     paths = write_generic_csv(tmp_path / "retail")
-    write(paths["items"], 'item_id,title\n10,"Kettle\nwith a\nlong title"\n11,Mug\nbad,Lamp\n')
-    with pytest.raises(InputError, match=r"items\.csv, line 6, column 'item_id': expected an integer item id, got 'bad'"):
+    # Ids that are not integers are keyed now (issue 15), so a bad year stands for a bad value.
+    write(paths["items"], 'item_id,title,year\n10,"Kettle\nwith a\nlong title",2020\n11,Mug,2021\n12,Lamp,soon\n')
+    with pytest.raises(InputError, match=r"items\.csv, line 6, column 'year': expected a year, got 'soon'"):
+        ingest_generic(tmp_path / "home", paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
+    # The interactions file is read by DuckDB; its lines are counted the same way.
+    write(paths["items"], 'item_id,title\n10,Kettle\n11,Mug\n12,Lamp\n')
+    write(paths["interactions"], 'user_id,item_id,timestamp,note\n1,10,5,"a\nlong\nnote"\n\n2,11,6,\n3,10,soon,\n')
+    with pytest.raises(InputError, match=r"interactions\.csv, line 7, column 'timestamp': expected unix seconds .*got 'soon'"):
         ingest_generic(tmp_path / "home", paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
 
 

@@ -106,3 +106,15 @@ def test_one_requests_lookups_return_plain_values(tmp_path):
         rated = user_ratings(conn, 1)
         assert rated.item_ids.tolist() == [10] and rated.ratings.tolist() == [5.0] and len(rated) == 1
         assert len(user_ratings(conn, 2)) == 0
+
+
+def test_data_loaded_under_an_older_snapshot_id_reloads_as_unchanged(tmp_path):
+    """Before the in-DuckDB hash, ids hashed a CSV copy; the same data must not look new."""
+    with connected(tmp_path) as conn:
+        replace_dataset(conn, tiny_dataset(), source="t", fmt="test")
+        conn.execute("UPDATE dataset_loads SET snapshot_id = 'oldstyle00000000'")
+        again = replace_dataset(conn, tiny_dataset(), source="t", fmt="test")
+        assert again.unchanged and again.snapshot_id == "oldstyle00000000"
+        conn.execute("UPDATE interactions SET rating = 4 WHERE rating = 5")  # same counts, other data
+        changed = replace_dataset(conn, tiny_dataset(), source="t", fmt="test")
+        assert not changed.unchanged and changed.snapshot_id != "oldstyle00000000"
