@@ -117,6 +117,20 @@ class IdMap:
         found = _find(self._by_key, self._externals_by_key, int(key))
         return found if found is not None else int(key)
 
+    def shown_many(self, keys: np.ndarray) -> np.ndarray:
+        """``shown`` for many keys at once; a key without a source id shows as its digits (a
+        string, so that one column keeps one type), as batch-score's output files do."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if not self.external:
+            return keys
+        if len(self._by_key) == 0:
+            return keys.astype(str).astype(object)
+        pos = np.minimum(np.searchsorted(self._by_key, keys), len(self._by_key) - 1)
+        hit = self._by_key[pos] == keys
+        shown = keys.astype(str).astype(object)
+        shown[hit] = self._externals_by_key[pos[hit]]
+        return shown
+
     def keys(self, values: Iterable, what: str) -> list[int]:
         """Keys of the given ids, in order; any id that is not one of the catalog's is named in the error."""
         values = list(values)
