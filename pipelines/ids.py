@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Union
 
 import duckdb
@@ -121,6 +122,20 @@ class IdMap:
         found = _find(self._by_key, self._externals_by_key, int(key))
         return found if found is not None else int(key)
 
+    def shown_many(self, keys: np.ndarray) -> np.ndarray:
+        """``shown`` for many keys at once; a key without a source id shows as its digits (a
+        string, so that one column keeps one type), as batch-score's output files do."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if not self.external:
+            return keys
+        if len(self._by_key) == 0:
+            return keys.astype(str).astype(object)
+        pos = np.minimum(np.searchsorted(self._by_key, keys), len(self._by_key) - 1)
+        hit = self._by_key[pos] == keys
+        shown = keys.astype(str).astype(object)
+        shown[hit] = self._externals_by_key[pos[hit]]
+        return shown
+
     def keys(self, values: Iterable, what: str) -> list[int]:
         """Keys of the given ids, in order; any id that is not one of the catalog's is named in the error."""
         values = list(values)
@@ -162,3 +177,32 @@ def _find(sorted_values: np.ndarray, aligned: np.ndarray, value):
         found = aligned[pos]
         return int(found) if isinstance(found, (int, np.integer)) else found
     return None
+
+
+# The MLflow model (pipelines.mlflow_model) has no warehouse: it carries its own users' and items'
+# source ids as an artifact, a folder of .npy files (loaded memory-mapped, no pickle). Per kind
+# with string ids, two aligned arrays sorted for the direction the model needs: users by external
+# id (ids in -> keys), items by key (keys out -> ids). External ids are UTF-8 bytes (numpy "S"),
+# sorted bytewise, which is how the model's binary search compares them.
+MODEL_ID_FILES = {"user": ("user_external.npy", "user_keys.npy"), "item": ("item_keys.npy", "item_external.npy")}
+
+
+def write_model_ids(conn: duckdb.DuckDBPyConnection, user_keys: np.ndarray, item_keys: np.ndarray, folder: Path) -> bool:
+    """Writes the source ids of a model's users and items (its bundle's keys) into ``folder``;
+    False, writing nothing, when both kinds are integers (the keys are the ids)."""
+    wrote = False
+    for kind, keys in (("user", user_keys), ("item", item_keys)):
+        if not has_external_ids(conn, kind):
+            continue
+        pairs = read_external_ids(conn, kind).join(pl.DataFrame({"key": np.asarray(keys, dtype=np.int64)}), on="key")
+        external = np.array([e.encode("utf-8") for e in pairs["external_id"].to_list()], dtype="S")
+        key = pairs["key"].to_numpy().astype(np.int64)
+        order = np.argsort(external if kind == "user" else key, kind="stable")
+        first, second = MODEL_ID_FILES[kind]
+        folder.mkdir(parents=True, exist_ok=True)
+        if kind == "user":
+            np.save(folder / first, external[order]), np.save(folder / second, key[order])
+        else:
+            np.save(folder / first, key[order]), np.save(folder / second, external[order])
+        wrote = True
+    return wrote

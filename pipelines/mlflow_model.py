@@ -14,7 +14,14 @@ falls back to the demographics. Invalid values are refused with the row named, a
 does. Output per row: ``item_ids``, ``scores`` (best first) and ``basis`` (known_user or
 demographics). Scoring is vectorised: each distinct demographic combination and each distinct
 known user is scored once, in one matrix product per chunk.
+
+A catalog with string ids (SKUs, UUIDs; see pipelines.ids) ships its users' and items' source ids
+with the model (the ``source_ids`` artifact): ``user_id`` is then the source's id, matched exactly
+after trimming spaces (a key is not an id), and ``item_ids`` are the source's strings, as the CLI
+and the service show them. An integer catalog takes and gives integers, as before.
 """
+
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -39,6 +46,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         self.seen_offsets, self.seen_item_rows = seen["offsets"], seen["item_rows"]
         # With an item-item part: each known user's liked items (same CSR), as the CLI uses them.
         self.liked = (seen["liked_offsets"], seen["liked_item_rows"]) if "liked_offsets" in seen.files else None
+        self.source_ids = SourceIds(context.artifacts.get("source_ids"))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         k = int((params or {}).get("k", 10))
@@ -70,11 +78,12 @@ class BundleModel(mlflow.pyfunc.PythonModel):
                 user_ids[start:start + len(chunk)], user_scores[start:start + len(chunk)] = self.bundle.recommend(
                     self.bundle.user_vectors[chunk], k=k, exclude=exclude)
             ids[known], scores[known] = user_ids[inverse], user_scores[inverse]
+        shown = self.source_ids.shown_items(ids)
         if (ids >= 0).all():
-            item_lists, score_lists = ids.tolist(), scores.astype(np.float64).tolist()
+            item_lists, score_lists = shown.tolist(), scores.astype(np.float64).tolist()
         else:  # fewer than k items left for some rows: their lists are shorter
             keep = ids >= 0
-            item_lists = [row[mask].tolist() for row, mask in zip(ids, keep)]
+            item_lists = [row[mask].tolist() for row, mask in zip(shown, keep)]
             score_lists = [row[mask].astype(np.float64).tolist() for row, mask in zip(scores, keep)]
         basis = np.where(known, "known_user", "demographics")
         return pd.DataFrame({"item_ids": item_lists, "scores": score_lists, "basis": basis})
@@ -102,11 +111,18 @@ class BundleModel(mlflow.pyfunc.PythonModel):
             raise _invalid(f"unexpected column(s) {unknown}; expected some of {', '.join(COLUMNS)}")
         column = {c: (frame[c].reset_index(drop=True) if c in frame.columns else pd.Series([None] * n, dtype=object))
                   for c in COLUMNS}
-        user_id = _numbers(column["user_id"], "user_id")
-        age = _numbers(column["age"], "age")
-        fractional = ~np.isnan(user_id) & (user_id != np.floor(user_id))
-        if fractional.any():
-            raise _invalid(f"row {_first(fractional)}: user_id must be an integer (got {user_id[_first(fractional)]})")
+        if self.source_ids.users is None:
+            user_id = _numbers(column["user_id"], "user_id")
+            age = _numbers(column["age"], "age")
+            fractional = ~np.isnan(user_id) & (user_id != np.floor(user_id))
+            if fractional.any():
+                raise _invalid(f"row {_first(fractional)}: user_id must be an integer (got {user_id[_first(fractional)]})")
+            given, shown_user = ~np.isnan(user_id), lambda i: str(int(user_id[i]))
+        else:  # the source's ids: each one's key, NaN for an id the model does not know
+            text, blank = _texts(column["user_id"])
+            user_id = self.source_ids.user_keys(text.to_numpy(dtype=object), blank.to_numpy())
+            given, shown_user = ~blank.to_numpy(), lambda i: repr(text[i])
+            age = _numbers(column["age"], "age")
         out_of_range = ~np.isnan(age) & ((age < 0) | (age > 120))
         if out_of_range.any():
             i = _first(out_of_range)
@@ -123,10 +139,10 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         known_rows = lookup.reindex(user_id).fillna(-1).to_numpy().astype(np.int64)
         known = known_rows >= 0
         no_demographics = np.isnan(age) & gender_blank.to_numpy() & occupation_blank.to_numpy()
-        stranger = ~np.isnan(user_id) & ~known & no_demographics
+        stranger = given & ~known & no_demographics
         if stranger.any():
             i = _first(stranger)
-            raise _invalid(f"row {i}: user {int(user_id[i])} is not known to this model version; "
+            raise _invalid(f"row {i}: user {shown_user(i)} is not known to this model version; "
                            "give age and gender for a new person")
         # A new person's vector depends only on (age, gender, occupation): one per distinct combination.
         codes, combos = pd.factorize(pd.MultiIndex.from_arrays([
@@ -141,6 +157,46 @@ class BundleModel(mlflow.pyfunc.PythonModel):
 
 
 COLUMNS = ("user_id", "age", "gender", "occupation")
+
+
+class SourceIds:
+    """The source's ids of the model's users and items, read memory-mapped from the folder that
+    ``pipelines.ids.write_model_ids`` wrote (same file names: this module ships without that one).
+    A kind without its files has integer ids, which are the keys."""
+
+    def __init__(self, folder: str | None):
+        def pair(first: str, second: str):
+            if folder is None or not (Path(folder) / first).exists():
+                return None
+            return np.load(Path(folder) / first, mmap_mode="r"), np.load(Path(folder) / second, mmap_mode="r")
+
+        self.users = pair("user_external.npy", "user_keys.npy")  # sorted external ids (UTF-8 bytes), keys
+        self.items = pair("item_keys.npy", "item_external.npy")  # sorted keys, external ids
+
+    def user_keys(self, texts: np.ndarray, blank: np.ndarray) -> np.ndarray:
+        """Each id's key as a float (the bundle lookup's type); NaN where blank or unknown."""
+        external, keys = self.users
+        out = np.full(len(texts), np.nan)
+        if len(external) == 0 or blank.all():
+            return out
+        wanted = np.array([t.encode("utf-8") for t in texts[~blank]], dtype="S")
+        pos = np.minimum(np.searchsorted(external, wanted), len(external) - 1)
+        # Compared again in full: searching may cast a query longer than every stored id to their width.
+        hit = external[pos] == wanted
+        out[np.flatnonzero(~blank)[hit]] = keys[pos[hit]]
+        return out
+
+    def shown_items(self, ids: np.ndarray) -> np.ndarray:
+        """Item keys as the output shows them: unchanged (integers), or the source's strings
+        (-1, an empty slot, stays a placeholder that the caller drops)."""
+        if self.items is None:
+            return ids
+        keys, external = self.items
+        pos = np.minimum(np.searchsorted(keys, ids), max(len(keys) - 1, 0))
+        hit = (keys[pos] == ids) if len(keys) else np.zeros(ids.shape, dtype=bool)
+        shown = ids.astype(str).astype(object)  # a key without a source id (not expected) shows as itself
+        shown[hit] = np.char.decode(external[pos[hit]], "utf-8")
+        return shown
 
 
 def _first(mask) -> int:

@@ -27,6 +27,8 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
+from pipelines.ids import MODEL_ID_FILES
+
 EXPERIMENT = "recsys"
 REGISTERED_MODEL = "selfie-recsys"
 CHAMPION_ALIAS = "champion"
@@ -171,12 +173,15 @@ def log_training_run(
     training_data,
     seen_items: Path,
     description: str,
+    source_ids: Path | None = None,
 ) -> tuple[str, int]:
     """Log one training run whole and register its model; returns (run id, registry version).
 
     ``training_data`` (a polars frame of the interactions) is logged with ``mlflow.log_input``;
     ``seen_items`` (each known user's rated items) ships with the MLflow model so that known
-    users' lists leave out what they have seen, as the CLI does.
+    users' lists leave out what they have seen, as the CLI does. ``source_ids`` (a folder from
+    ``pipelines.ids.write_model_ids``, for a catalog with string ids) lets the model take and give
+    the source's ids (SKUs, UUIDs) instead of keys.
     """
     mlflow = _mlflow(home)
     config = result.config
@@ -202,13 +207,17 @@ def log_training_run(
         mlflow.log_table(result.ndcg_by_group.to_pandas(), "ndcg_by_age_band_gender.json")
         with _quiet(), warnings.catch_warnings(), tempfile.TemporaryDirectory() as code:
             warnings.filterwarnings("ignore", message=".*(input example|Hint:).*")
+            artifacts = {"bundle": str(bundle_dir), "seen_items": str(seen_items)}
+            if source_ids is not None:
+                artifacts["source_ids"] = str(source_ids)
+            string_items = source_ids is not None and (source_ids / MODEL_ID_FILES["item"][0]).exists()
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(_MODEL_CODE),
-                artifacts={"bundle": str(bundle_dir), "seen_items": str(seen_items)},
+                artifacts=artifacts,
                 code_paths=[_serving_package(Path(code))],
                 pip_requirements=["numpy", "pandas"],
-                signature=signature(),
+                signature=signature(string_items=string_items),
                 input_example=input_example(),
                 registered_model_name=REGISTERED_MODEL,
             )
@@ -235,7 +244,9 @@ def input_example():
                          "occupation": ["writer", None]})
 
 
-def signature():
+def signature(string_items: bool = False):
+    """user_id takes anything (an integer id, or a catalog's string id); item_ids are integers,
+    or strings for a catalog whose items have string ids (SKUs)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
     from mlflow.types.schema import AnyType, Array
@@ -249,7 +260,7 @@ def signature():
         ColSpec(DataType.string, "occupation", required=False),
     ])
     outputs = Schema([
-        ColSpec(Array(DataType.long), "item_ids"),
+        ColSpec(Array(DataType.string if string_items else DataType.long), "item_ids"),
         ColSpec(Array(DataType.double), "scores"),
         ColSpec(DataType.string, "basis"),
     ])

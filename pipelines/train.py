@@ -13,6 +13,7 @@ user by user on the same evaluation split; the reason is printed, tagged and sto
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -25,6 +26,7 @@ import polars as pl
 from pipelines.errors import InputError
 from pipelines.events import merge_events
 from pipelines.fileio import fault_point
+from pipelines.ids import write_model_ids
 from pipelines.promotion import Decision, compared_protocols, decide, paired_difference
 from warehouse.catalog import current_snapshot, read_dataset
 from warehouse.connection import connected
@@ -173,11 +175,17 @@ def _train(home, config, dataset, snapshot, data_format, started, *, force_promo
             export_bundle(result, incoming, version=str(expected_version))
             _stamp_snapshot(incoming, snapshot)
             _write_seen_items(data.interactions, incoming / SEEN_ITEMS)
-            run_id, version = tracking.log_training_run(
-                home, result, incoming, run_name=run_name, data_snapshot=snapshot, figures=figures,
-                training_data=data.interactions, seen_items=incoming / SEEN_ITEMS,
-                description=_description(run_name, result.metrics, decision.reason),
-            )
+            # The source's ids travel with the MLflow model, not in the bundle (bundles keep keys).
+            with tempfile.TemporaryDirectory() as scratch:
+                source_ids = Path(scratch) / "source_ids"
+                wrote = write_model_ids(conn, np.load(incoming / "user_ids.npy"), np.load(incoming / "item_ids.npy"),
+                                        source_ids)
+                run_id, version = tracking.log_training_run(
+                    home, result, incoming, run_name=run_name, data_snapshot=snapshot, figures=figures,
+                    training_data=data.interactions, seen_items=incoming / SEEN_ITEMS,
+                    source_ids=source_ids if wrote else None,
+                    description=_description(run_name, result.metrics, decision.reason),
+                )
             fault_point("train.registered")
             if version != expected_version:
                 # MLflow never reuses the number of a deleted version (a killed run's orphan, swept

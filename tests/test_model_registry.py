@@ -337,6 +337,34 @@ def test_mlflow_model_validates_like_the_cli_and_knows_users(tmp_path):
     assert list(ITEM_IDS) == [10, 11, 12, 13, 14]
 
 
+def test_a_model_logged_from_a_string_id_home_takes_uuids_and_gives_skus(data_home, fake_training):
+    import mlflow
+    import pandas as pd
+
+    from pipelines import tracking
+    from pipelines.recommend import recommend_for_user
+
+    with connected(data_home) as conn:  # the SKUs' order is not the keys' on purpose
+        conn.execute("UPDATE users SET external_id = 'uuid-' || CAST(user_id AS VARCHAR)")
+        conn.execute("UPDATE items SET external_id = printf('SKU-%05d', 100 - item_id)")
+    sku = {key: f"SKU-{100 - key:05d}" for key in ITEM_IDS.tolist()}
+    fake_training.append(FakeResult({1: 0.5}))
+    _train(data_home)
+    tracking.open_store(data_home)
+    model = mlflow.pyfunc.load_model(f"models:/{tracking.REGISTERED_MODEL}/1")
+    assert model.metadata.signature.outputs.to_dict()[0]["items"]["type"] == "string"
+    out = model.predict(pd.DataFrame({"user_id": [" uuid-2 ", None, "uuid-404"], "gender": [None, "M", "F"]}),
+                        params={"k": 3})
+    assert out["basis"].tolist() == ["known_user", "demographics", "demographics"]  # uuid-404: not known, a woman
+    assert out["item_ids"][1] == [sku[10], sku[11], sku[14]]  # a man: action first
+    assert out["item_ids"][2] == [sku[12], sku[13], sku[14]]
+    # A known user's list is the CLI's, in the same ids (what they have seen left out).
+    assert out["item_ids"][0] == recommend_for_user(data_home, "uuid-2", k=3).items["item_id"].to_list()
+    for user, shown in (("no-such-user", "'no-such-user'"), (1, "'1'")):  # a key is not an id
+        with pytest.raises(mlflow.exceptions.MlflowException, match=f"row 0: user {shown} is not known to this model"):
+            model.predict(pd.DataFrame({"user_id": [user]}))
+
+
 # ---------------------------------------------------------------- config, version, default home
 
 
