@@ -164,9 +164,21 @@ def _stage_keyed(conn, table: str, id_column: str, source: SourceTable, frame: p
     select = ", ".join(c if c in frame.columns else f"CAST(NULL AS {_SQL_TYPES[columns[c]]}) AS {c}" for c in others)
     if integer:
         keys = f"{key} AS {id_column}, CAST(NULL AS VARCHAR) AS external_id"
-    else:  # the contract: keys 1..n in the sorted order of the source's ids
-        keys = f"row_number() OVER (ORDER BY {id_column}) AS {id_column}, {id_column} AS external_id"
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED[table]} AS SELECT {keys}, {select} FROM {raw}")
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED[table]} AS SELECT {keys}, {select} FROM {raw}")
+    else:
+        # Keys 1..n in the sorted order of the source's ids on a first load. A later load keeps the
+        # key of every id the warehouse already holds and numbers new ids after the largest, in
+        # their sorted order: events landed but not merged yet, campaign results and models all
+        # name items and users by key, so a new SKU must not shift the others.
+        conn.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {STAGED[table]} AS
+                WITH known AS (SELECT external_id, {id_column} AS old_key FROM main.{table} WHERE external_id IS NOT NULL),
+                     base AS (SELECT coalesce(max(old_key), 0) AS top FROM known)
+                SELECT coalesce(known.old_key, base.top + row_number() OVER (
+                           PARTITION BY known.old_key IS NULL ORDER BY r.{id_column})) AS {id_column},
+                       r.{id_column} AS external_id, {select}
+                FROM {raw} r LEFT JOIN known ON known.external_id = r.{id_column}, base"""
+        )
     if "age_is_band" in others:
         conn.execute(f"UPDATE {STAGED[table]} SET age_is_band = coalesce(age_is_band, false)")
     conn.execute(f"DROP TABLE {raw}")

@@ -257,6 +257,26 @@ def test_string_ids_get_keys_in_sorted_order_and_keep_the_source_id(tmp_path):
     assert again.unchanged and again.snapshot_id == summary.snapshot_id
 
 
+def test_a_reload_keeps_the_keys_of_known_string_ids_and_numbers_new_ones_after_them(tmp_path):
+    """Landed events, campaign results and models name items by key: a new SKU that sorts first
+    must not shift the others."""
+    home = tmp_path / "home"
+    first = write_sku_catalog(tmp_path / "first")
+    ingest_generic(home, first["users"], first["items"], first["interactions"], lock_timeout_s=5)
+    grown = write_sku_catalog(tmp_path / "grown")
+    grown["items"].write_text("item_id,title\nSKU-00042,Kettle\nSKU-00001,Tray\nSKU-00100,Lamp\nSKU-00050,Jar\n")
+    grown["interactions"].write_text(f"user_id,item_id,timestamp,rating\n{USER_A},SKU-00001,100,5\n{USER_B},SKU-00042,200,3\n")
+    ingest_generic(home, grown["users"], grown["items"], grown["interactions"], lock_timeout_s=5)
+    with connected(home, read_only=True) as conn:
+        items = conn.sql("SELECT item_id, external_id FROM items ORDER BY item_id").fetchall()
+        users = conn.sql("SELECT user_id, external_id FROM users ORDER BY user_id").fetchall()
+        joined = conn.sql("""SELECT i.external_id FROM interactions r JOIN items i USING (item_id) ORDER BY r.timestamp""").fetchall()
+    # SKU-00007 (key 1) is gone; 42 and 100 keep 2 and 3; the new ones follow 3 in sorted order.
+    assert items == [(2, "SKU-00042"), (3, "SKU-00100"), (4, "SKU-00001"), (5, "SKU-00050")]
+    assert users == [(1, USER_B), (2, USER_A)]
+    assert joined == [("SKU-00001",), ("SKU-00042",)]
+
+
 def test_integer_ids_stay_the_keys_with_no_external_id(tmp_path):
     paths = write_generic_csv(tmp_path / "retail")
     ingest_generic(tmp_path, paths["users"], paths["items"], paths["interactions"], lock_timeout_s=5)
