@@ -190,6 +190,8 @@ MODEL_ID_FILES = {"user": ("user_external.npy", "user_keys.npy"), "item": ("item
 def write_model_ids(conn: duckdb.DuckDBPyConnection, user_keys: np.ndarray, item_keys: np.ndarray, folder: Path) -> bool:
     """Writes the source ids of a model's users and items (its bundle's keys) into ``folder``;
     False, writing nothing, when both kinds are integers (the keys are the ids)."""
+    import polars as pl
+
     wrote = False
     for kind, keys in (("user", user_keys), ("item", item_keys)):
         if not has_external_ids(conn, kind):

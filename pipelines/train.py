@@ -82,7 +82,7 @@ def adapt_to_data(config, interactions: pl.DataFrame):
         notes.append(f"implicit feedback (every rating is {value:g}): rating_weight_offset off")
     if config.positive_min_rating is not None and value < config.positive_min_rating:
         changes["positive_min_rating"] = None
-        notes.append(f"implicit feedback: positive_min_rating off")
+        notes.append("implicit feedback: positive_min_rating off")
     if value < config.relevant_min_rating:
         changes["relevant_min_rating"] = value
         notes.append(f"implicit feedback: every held-out interaction is relevant (relevant_min_rating {value:g})")
