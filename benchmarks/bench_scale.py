@@ -2,7 +2,8 @@
 
     nice -n 5 .venv/bin/python benchmarks/bench_scale.py                      # S: ingest, train, serve, batch
     nice -n 5 .venv/bin/python benchmarks/bench_scale.py --sizes S,M,L,C1M    # every size (M, L, C1M: random-vector bundles)
-    nice -n 5 .venv/bin/python benchmarks/bench_scale.py --sizes M --train M  # train M too (long)
+    nice -n 5 .venv/bin/python benchmarks/bench_scale.py --sizes M --train M  # train M too (about half an hour here)
+    nice -n 5 .venv/bin/python benchmarks/bench_scale.py --sizes L --train L  # train L (over an hour)
 
 Sizes (users / items / interactions): S 10k / 5k / 0.5M, M 100k / 50k / 5M (a small retailer),
 L 500k / 200k / 20M, C1M 50k / 1M / 2.5M (a 1M-item catalog). Item popularity follows a power
